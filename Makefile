@@ -1,0 +1,38 @@
+# The two commands: `make run` (a demo shop on http://127.0.0.1:5000) and `make test` (the whole suite).
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+FLASK := $(BIN)/flask --app fantasize
+DEMO_ADMIN_EMAIL ?= admin@fantasize.local
+DEMO_ADMIN_PASSWORD ?= fantasize-admin-demo
+
+.PHONY: run test install lint bench clean
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+
+$(VENV)/.installed: $(BIN)/python requirements.txt requirements-dev.txt
+	$(BIN)/pip install --quiet -r requirements-dev.txt
+	touch $@
+
+install: $(VENV)/.installed
+
+run: install
+	$(FLASK) db upgrade
+	$(FLASK) seed
+	$(FLASK) create-admin --email $(DEMO_ADMIN_EMAIL) --password $(DEMO_ADMIN_PASSWORD) --if-missing
+	@echo ""
+	@echo "  Fantasize is starting on http://127.0.0.1:5000  (API docs: http://127.0.0.1:5000/api/docs)"
+	@echo "  Demo admin login: $(DEMO_ADMIN_EMAIL) / $(DEMO_ADMIN_PASSWORD)"
+	@echo ""
+	$(BIN)/python wsgi.py
+
+test: install
+	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+lint: install
+	$(BIN)/ruff check .
+
+clean:
+	rm -rf $(VENV) instance .pytest_cache

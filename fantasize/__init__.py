@@ -1,0 +1,71 @@
+"""Fantasize: the shop backend. `create_app` builds an app; read it as the table of contents."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from flask import Flask
+
+import config as config_module
+from fantasize.extensions import db, migrate
+
+
+def create_app(config: type | str | None = None, overrides: dict[str, Any] | None = None) -> Flask:
+    app = Flask(__name__, instance_relative_config=True)
+    app.json.sort_keys = False  # keep the schemas' field order
+    load_config(app, config, overrides)
+    register_platform(app)
+    register_extensions(app)
+    register_api(app)
+    register_commands(app)
+    return app
+
+
+def load_config(app: Flask, config: type | str | None, overrides: dict[str, Any] | None) -> None:
+    config_class = config if isinstance(config, type) else config_module.config_for(config)
+    app.config.from_object(config_class)
+    app.config.update(overrides or {})
+    Path(app.instance_path).mkdir(parents=True, exist_ok=True)
+    if not app.config.get("SQLALCHEMY_DATABASE_URI"):
+        app.config["SQLALCHEMY_DATABASE_URI"] = f"sqlite:///{Path(app.instance_path) / 'fantasize.db'}"
+    if not app.config.get("UPLOAD_FOLDER"):
+        app.config["UPLOAD_FOLDER"] = str(Path(app.instance_path) / "uploads")
+    if app.config["ENV_NAME"] == "production":
+        check_production_config(app.config)
+
+
+def check_production_config(cfg: dict[str, Any]) -> None:
+    secret = cfg.get("JWT_SECRET") or ""
+    if len(secret.encode()) < config_module.MIN_JWT_SECRET_BYTES:
+        raise RuntimeError(
+            f"JWT_SECRET must be set to at least {config_module.MIN_JWT_SECRET_BYTES} bytes in production"
+        )
+
+
+def register_platform(app: Flask) -> None:
+    from fantasize.platform import request_log
+
+    request_log.init_app(app)
+
+
+def register_extensions(app: Flask) -> None:
+    from fantasize import models  # noqa: F401  (every model registered before migrations look)
+    from fantasize.platform.database import init_app as init_database
+
+    db.init_app(app)
+    migrate.init_app(app, db, directory=str(Path(__file__).resolve().parent.parent / "migrations"),
+                     render_as_batch=True, compare_type=True)
+    init_database(app)
+
+
+def register_api(app: Flask) -> None:
+    from fantasize import api
+
+    api.init_app(app)
+
+
+def register_commands(app: Flask) -> None:
+    from fantasize import cli
+
+    cli.init_app(app)

@@ -1,0 +1,26 @@
+"""The HTTP API: one blueprint of domain blueprints, mounted once per version and once unversioned."""
+
+from __future__ import annotations
+
+from flask import Blueprint, Flask
+
+from fantasize.api import errors, meta, versioning
+
+MOUNTS = (("v0", "/api/v0"), ("v1", "/api/v1"), ("v2", "/api/v2"), ("api", "/api"))
+DOMAIN_BLUEPRINTS = (meta.bp,)
+
+
+def build_blueprint() -> Blueprint:
+    api = Blueprint("api", __name__)
+    for child in DOMAIN_BLUEPRINTS:
+        api.register_blueprint(child)
+    return api
+
+
+def init_app(app: Flask) -> None:
+    versioning.init_app(app)
+    errors.init_app(app)
+    api = build_blueprint()
+    # Versions share every view; a mount's name tells the resolver which version its paths speak.
+    for name, prefix in MOUNTS:
+        app.register_blueprint(api, url_prefix=prefix, name=name)

@@ -1,0 +1,66 @@
+"""The one error body of API.md, for every error the app can produce (ours, Flask's and unexpected ones)."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from flask import Flask, Response, g, jsonify
+from werkzeug.exceptions import HTTPException
+
+from fantasize.api.render import iso_now
+from fantasize.errors import AppError
+
+log = logging.getLogger("fantasize.errors")
+
+# Codes for the HTTP errors Flask and Werkzeug raise themselves.
+HTTP_CODES = {
+    400: "BAD_REQUEST", 401: "UNAUTHORIZED", 403: "FORBIDDEN", 404: "NOT_FOUND", 405: "METHOD_NOT_ALLOWED",
+    409: "CONFLICT", 410: "GONE", 413: "PAYLOAD_TOO_LARGE", 415: "UNSUPPORTED_MEDIA_TYPE",
+    422: "VALIDATION_ERROR", 429: "RATE_LIMITED", 503: "SERVICE_UNAVAILABLE",
+}
+
+
+def error_response(status: int, code: str, message: str, details: Any = None,
+                   headers: dict[str, str] | None = None) -> Response:
+    error: dict[str, Any] = {"code": code, "message": message}
+    if details is not None:
+        error["details"] = details
+    response = jsonify({
+        "success": False,
+        "error": error,
+        "meta": {"requestId": g.get("request_id"), "timestamp": iso_now()},
+    })
+    response.status_code = status
+    for name, value in (headers or {}).items():
+        response.headers[name] = value
+    return response
+
+
+def _app_error(exc: AppError) -> Response:
+    return error_response(exc.status, exc.code, exc.message, exc.details, exc.headers)
+
+
+def _http_error(exc: HTTPException) -> Response:
+    status = exc.code or 500
+    if status < 400:  # redirects raised as exceptions (trailing slashes) stay redirects
+        return exc.get_response()
+    headers = {}
+    if status == 405 and getattr(exc, "valid_methods", None):
+        headers["Allow"] = ", ".join(sorted(exc.valid_methods))
+    if status == 404:
+        message = "No such resource or route"
+    else:
+        message = exc.description or exc.name
+    return error_response(status, HTTP_CODES.get(status, "HTTP_ERROR"), message, headers=headers)
+
+
+def _unexpected(exc: Exception) -> Response:
+    log.exception("unhandled error", extra={"errorType": type(exc).__name__})
+    return error_response(500, "INTERNAL_ERROR", "Internal server error")
+
+
+def init_app(app: Flask) -> None:
+    app.register_error_handler(AppError, _app_error)
+    app.register_error_handler(HTTPException, _http_error)
+    app.register_error_handler(Exception, _unexpected)

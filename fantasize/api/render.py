@@ -1,0 +1,80 @@
+"""Rendering a view's result for the resolved version: v0/v1 bare resources, v2 the envelope."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from math import ceil
+from typing import Any, Sequence
+from urllib.parse import urlencode
+
+from flask import Response, current_app, g, jsonify, request
+from marshmallow import Schema
+
+from fantasize.models.base import utcnow
+
+
+def iso_now() -> str:
+    return utcnow().isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+@dataclass(frozen=True)
+class Shape:
+    """How one resource renders per version: v2 falls back to v1 when it has no schema of its own."""
+
+    name: str
+    v1: type[Schema]
+    v2: type[Schema] | None = None
+
+    def schema_for(self, version: str | None) -> type[Schema]:
+        return self.v2 if version == "v2" and self.v2 is not None else self.v1
+
+
+@dataclass(frozen=True)
+class Page:
+    items: Sequence[Any]
+    total: int
+    page: int
+    limit: int
+
+    @property
+    def pages(self) -> int:
+        return ceil(self.total / self.limit) if self.limit else 0
+
+
+def _meta(**extra: Any) -> dict[str, Any]:
+    return {"version": g.get("api_version") or "v2", "requestId": g.get("request_id"), "timestamp": iso_now(), **extra}
+
+
+def _link_header(page: Page) -> str | None:
+    links = []
+    args = request.args.to_dict()
+    for rel, number in (("prev", page.page - 1), ("next", page.page + 1)):
+        if 1 <= number <= page.pages:
+            query = urlencode({**args, "page": number, "limit": page.limit})
+            links.append(f'<{request.base_url}?{query}>; rel="{rel}"')
+    return ", ".join(links) or None
+
+
+def render(result: Any, shape: Shape | None, *, many: bool = False, status: int = 200) -> Response:
+    version = g.get("api_version")
+    schema = shape.schema_for(version)(many=many or isinstance(result, Page)) if shape else None
+    if isinstance(result, Page):
+        data = schema.dump(result.items) if schema else list(result.items)
+        if version == "v2":
+            pagination = {"page": result.page, "limit": result.limit, "total": result.total, "pages": result.pages}
+            response = jsonify({"success": True, "data": data, "meta": _meta(pagination=pagination)})
+        else:
+            response = jsonify(data)
+            response.headers["X-Total-Count"] = str(result.total)
+            link = _link_header(result)
+            if link:
+                response.headers["Link"] = link
+    else:
+        data = schema.dump(result) if schema else result
+        response = jsonify({"success": True, "data": data, "meta": _meta()} if version == "v2" else data)
+    response.status_code = status
+    return response
+
+
+def no_content() -> Response:
+    return current_app.response_class(status=204)

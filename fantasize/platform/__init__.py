@@ -1,0 +1,1 @@
+"""What surrounds the domain: logging, database set-up, and later caching, limits, security, monitoring."""

@@ -1,0 +1,106 @@
+"""Test data builders: each returns a committed model with sensible defaults that a test can override."""
+
+from __future__ import annotations
+
+import itertools
+from datetime import timedelta
+from decimal import Decimal
+from functools import lru_cache
+from typing import Any
+
+from flask import Flask
+from werkzeug.security import generate_password_hash
+
+from fantasize.extensions import db
+from fantasize.models import (
+    Brand, Category, Customization, Material, Offer, Package, PackageItem, Product, ProductMaterial, SubCategory,
+    User,
+)
+from fantasize.models.base import utcnow
+from fantasize.services.tokens import issue_access_token
+
+PASSWORD = "correct horse battery"
+_seq = itertools.count(1)
+
+
+@lru_cache(maxsize=1)
+def _password_hash() -> str:
+    return generate_password_hash(PASSWORD)  # scrypt is slow on purpose: hash once per test session
+
+
+class Factory:
+    def __init__(self, app: Flask) -> None:
+        self.app = app
+
+    def _save(self, obj: Any) -> Any:
+        db.session.add(obj)
+        db.session.commit()
+        return obj
+
+    def user(self, **fields: Any) -> User:
+        n = next(_seq)
+        defaults = {"email": f"user{n}@example.com", "username": f"user{n}", "password_hash": _password_hash()}
+        return self._save(User(**{**defaults, **fields}))
+
+    def admin(self, **fields: Any) -> User:
+        return self.user(role="admin", **fields)
+
+    def token(self, user: User) -> str:
+        return issue_access_token(user)[0]
+
+    def headers(self, user: User) -> dict[str, str]:
+        return {"Authorization": f"Bearer {self.token(user)}"}
+
+    def category(self, **fields: Any) -> Category:
+        n = next(_seq)
+        return self._save(Category(**{"name": f"Category {n}", "slug": f"category-{n}", **fields}))
+
+    def subcategory(self, category: Category | None = None, **fields: Any) -> SubCategory:
+        n = next(_seq)
+        category = category or self.category()
+        return self._save(SubCategory(category=category, **{"name": f"Sub {n}", "slug": f"sub-{n}", **fields}))
+
+    def brand(self, **fields: Any) -> Brand:
+        return self._save(Brand(**{"name": f"Brand {next(_seq)}", **fields}))
+
+    def material(self, **fields: Any) -> Material:
+        return self._save(Material(**{"name": f"Material {next(_seq)}", **fields}))
+
+    def customization(self, **fields: Any) -> Customization:
+        defaults = {"name": f"Engraving {next(_seq)}", "type": "text", "options": [{"name": "maxLength", "value": "20"}]}
+        return self._save(Customization(**{**defaults, **fields}))
+
+    def offer(self, **fields: Any) -> Offer:
+        now = utcnow()
+        defaults = {
+            "title": f"Offer {next(_seq)}", "discount_percent": Decimal("20"),
+            "valid_from": now - timedelta(days=1), "valid_to": now + timedelta(days=7), "is_active": True,
+        }
+        return self._save(Offer(**{**defaults, **fields}))
+
+    def product(self, **fields: Any) -> Product:
+        n = next(_seq)
+        materials = fields.pop("materials", [])
+        defaults = {
+            "name": f"Product {n}", "slug": f"product-{n}", "description": "A fine thing",
+            "price": Decimal("19.90"), "quantity": 10,
+        }
+        if "brand" not in fields and "brand_id" not in fields:
+            defaults["brand"] = self.brand()
+        if "sub_category" not in fields and "sub_category_id" not in fields:
+            defaults["sub_category"] = self.subcategory()
+        product = Product(**{**defaults, **fields})
+        for material, percentage in materials:
+            product.materials.append(ProductMaterial(material=material, percentage=percentage))
+        return self._save(product)
+
+    def package(self, products: list[tuple[Product, int]] | None = None, **fields: Any) -> Package:
+        n = next(_seq)
+        defaults = {
+            "name": f"Package {n}", "slug": f"package-{n}", "description": "A bundle",
+            "price": Decimal("49.00"), "quantity": 5,
+        }
+        package = Package(**{**defaults, **fields})
+        for product, quantity in products or [(self.product(), 1)]:
+            package.items.append(PackageItem(product=product, quantity=quantity))
+        return self._save(package)
