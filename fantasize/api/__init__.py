@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from flask import Blueprint, Flask
 
-from fantasize.api import errors, meta, versioning
+from fantasize.api import accounts, errors, meta, offers, products, taxonomy, versioning
 
 MOUNTS = (("v0", "/api/v0"), ("v1", "/api/v1"), ("v2", "/api/v2"), ("api", "/api"))
-DOMAIN_BLUEPRINTS = (meta.bp,)
+DOMAIN_BLUEPRINTS = (meta.bp, accounts.bp, taxonomy.bp, offers.bp, products.bp)
 
 
 def build_blueprint() -> Blueprint:
