@@ -47,8 +47,23 @@ class JsonFormatter(logging.Formatter):
 
 
 
+class StderrHandler(logging.StreamHandler):
+    """Writes to whatever sys.stderr is at the moment of logging (test runners and servers swap it)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+
+    @property
+    def stream(self):
+        return sys.stderr
+
+    @stream.setter
+    def stream(self, _value) -> None:
+        pass
+
+
 def configure_logging(app: Flask) -> None:
-    handler = logging.StreamHandler(sys.stderr)
+    handler = StderrHandler()
     handler.setFormatter(JsonFormatter())
     handler.addFilter(RequestIdFilter())
     root = logging.getLogger("fantasize")
