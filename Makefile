@@ -5,6 +5,8 @@ BIN := $(VENV)/bin
 FLASK := $(BIN)/flask --app fantasize
 DEMO_ADMIN_EMAIL ?= admin@fantasize.local
 DEMO_ADMIN_PASSWORD ?= fantasize-admin-demo
+# Two workers: each gets its own PostgreSQL database and SQLite file (see tests/conftest.py).
+PYTEST_ARGS ?= -n 2
 
 .PHONY: run test install lint bench clean
 

@@ -7,7 +7,7 @@ the class from FLASK_ENV / NODE_ENV (production, testing, development) unless on
 from __future__ import annotations
 
 import os
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from urllib.parse import quote
 
@@ -40,7 +40,7 @@ def _int(name: str, default: int) -> int:
 def _datetime(name: str, default: str) -> datetime:
     value = _env(name, default)
     parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
-    return parsed if parsed.tzinfo else parsed.replace(tzinfo=timezone.utc)
+    return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
 
 
 def environment_name() -> str:

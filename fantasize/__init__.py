@@ -8,6 +8,7 @@ from typing import Any
 from flask import Flask
 
 import config as config_module
+from fantasize import events
 from fantasize.extensions import db, migrate
 
 
@@ -44,9 +45,10 @@ def check_production_config(cfg: dict[str, Any]) -> None:
 
 
 def register_platform(app: Flask) -> None:
-    from fantasize.platform import request_log
+    from fantasize.platform import docs, request_log
 
     request_log.init_app(app)
+    docs.init_app(app)
 
 
 def register_extensions(app: Flask) -> None:
@@ -57,6 +59,7 @@ def register_extensions(app: Flask) -> None:
     migrate.init_app(app, db, directory=str(Path(__file__).resolve().parent.parent / "migrations"),
                      render_as_batch=True, compare_type=True)
     init_database(app)
+    events.init_session_events()
 
 
 def register_api(app: Flask) -> None:

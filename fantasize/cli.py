@@ -1,9 +1,71 @@
-"""Command-line interface: `flask seed`, `flask create-admin`."""
+"""Command-line interface: `flask seed` (the demo shop) and `flask create-admin`."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
+import click
 from flask import Flask
+from flask.cli import with_appcontext
+from marshmallow import ValidationError
+
+from fantasize import seed as demo
+from fantasize.errors import Conflict
+
+
+@click.command("seed")
+@click.option("--seed", "rng_seed", default=demo.DEFAULT_SEED, show_default=True, type=int,
+              help="Random seed: the same seed builds the same shop.")
+@with_appcontext
+def seed_command(rng_seed: int) -> None:
+    """Build the demo shop. Safe to run again: only what is missing is added."""
+    with click.progressbar(length=demo.seed_units(), label="Seeding the demo shop") as bar:
+        report = demo.seed_demo_shop(rng_seed, progress=bar.update)
+    click.echo(f"Demo shop ready (seed {rng_seed}):")
+    for kind, total in report.totals.items():
+        click.echo(f"  {kind:<15}{total:>4}  ({report.created[kind]} new)")
+    click.echo(f"Demo customers: {', '.join(demo.DEMO_CUSTOMERS)}, password {demo.DEMO_CUSTOMER_PASSWORD}")
+
+
+def _checked(check: Callable[[str], None], param: str) -> Callable[[str], str]:
+    """A click value processor from a check that raises ValidationError (click shows it and asks again)."""
+
+    def process(value: str) -> str:
+        try:
+            check(value)
+        except ValidationError as exc:
+            raise click.BadParameter(" ".join(exc.messages), param_hint=param) from exc
+        return value
+
+    return process
+
+
+@click.command("create-admin")
+@click.option("--email", required=True, help="The administrator's email (stored lower-cased).")
+@click.option("--password", help="8 to 128 characters; asked for, with confirmation, when left out.")
+@click.option("--if-missing", is_flag=True, help="Do nothing, successfully, when the email already has an account.")
+@with_appcontext
+def create_admin_command(email: str, password: str | None, if_missing: bool) -> None:
+    """Create an administrator account."""
+    email = _checked(demo.check_email, "--email")(email.strip().lower())
+    existing = demo.find_user(email)
+    if existing is not None:
+        if if_missing:
+            click.echo(f"{existing.email} already has an account (role {existing.role}); nothing to do.")
+            return
+        raise click.ClickException(f"An account with the email {existing.email} already exists.")
+    check_password = _checked(demo.check_password, "--password")
+    if password is None:
+        password = click.prompt("Password", hide_input=True, confirmation_prompt=True, value_proc=check_password)
+    else:
+        check_password(password)
+    try:
+        user = demo.create_admin(email, password)
+    except Conflict as exc:  # created by someone else since the check above
+        raise click.ClickException(exc.message) from exc
+    click.echo(f"Created administrator {user.email} (id {user.id}).")
 
 
 def init_app(app: Flask) -> None:
-    pass
+    app.cli.add_command(seed_command)
+    app.cli.add_command(create_admin_command)

@@ -7,8 +7,9 @@ each test. PostgreSQL missing: its half of the suite is skipped locally and fail
 from __future__ import annotations
 
 import os
+from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any, Callable, Iterator
+from typing import Any
 
 import psycopg2
 import pytest

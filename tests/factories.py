@@ -3,17 +3,34 @@
 from __future__ import annotations
 
 import itertools
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import timedelta
 from decimal import Decimal
 from functools import lru_cache
 from typing import Any
 
 from flask import Flask
+from sqlalchemy import event
 from werkzeug.security import generate_password_hash
 
 from fantasize.extensions import db
 from fantasize.models import (
-    Brand, Category, Customization, Material, Offer, Package, PackageItem, Product, ProductMaterial, SubCategory,
+    Brand,
+    Category,
+    Customization,
+    Material,
+    Offer,
+    Order,
+    OrderLine,
+    Package,
+    PackageImage,
+    PackageItem,
+    Product,
+    ProductImage,
+    ProductMaterial,
+    SubCategory,
+    Upload,
     User,
 )
 from fantasize.models.base import utcnow
@@ -60,6 +77,12 @@ class Factory:
         category = category or self.category()
         return self._save(SubCategory(category=category, **{"name": f"Sub {n}", "slug": f"sub-{n}", **fields}))
 
+    def upload(self, **fields: Any) -> Upload:
+        n = next(_seq)
+        defaults = {"stored_name": f"{n:032x}.png", "original_name": f"image{n}.png", "mime_type": "image/png",
+                    "size": 68, "sha256": f"{n:064x}"}
+        return self._save(Upload(**{**defaults, **fields}))
+
     def brand(self, **fields: Any) -> Brand:
         return self._save(Brand(**{"name": f"Brand {next(_seq)}", **fields}))
 
@@ -67,7 +90,9 @@ class Factory:
         return self._save(Material(**{"name": f"Material {next(_seq)}", **fields}))
 
     def customization(self, **fields: Any) -> Customization:
-        defaults = {"name": f"Engraving {next(_seq)}", "type": "text", "options": [{"name": "maxLength", "value": "20"}]}
+        defaults = {
+            "name": f"Engraving {next(_seq)}", "type": "text", "options": [{"name": "maxLength", "value": "20"}],
+        }
         return self._save(Customization(**{**defaults, **fields}))
 
     def offer(self, **fields: Any) -> Offer:
@@ -100,7 +125,41 @@ class Factory:
             "name": f"Package {n}", "slug": f"package-{n}", "description": "A bundle",
             "price": Decimal("49.00"), "quantity": 5,
         }
+        lines = products or [(self.product(), 1)]  # committed before the package exists, so it is never half-added
         package = Package(**{**defaults, **fields})
-        for product, quantity in products or [(self.product(), 1)]:
+        for product, quantity in lines:
             package.items.append(PackageItem(product=product, quantity=quantity))
         return self._save(package)
+
+    def attach_images(self, item: Product | Package, *uploads: Upload) -> Product | Package:
+        """Link uploads to a product or package as its images, in the given order."""
+        link = ProductImage if isinstance(item, Product) else PackageImage
+        item.images = [link(upload=upload, position=n) for n, upload in enumerate(uploads)]
+        return self._save(item)
+
+    def order_line_for(self, item: Product | Package, quantity: int = 1) -> OrderLine:
+        """A pending order of one line for the item, as if a customer had bought it."""
+        total = item.price * quantity
+        order = Order(user=self.user(), subtotal=total, discount_total=Decimal("0.00"), total=total)
+        line = OrderLine(
+            name=item.name, quantity=quantity, unit_price=item.price, unit_discount=Decimal("0.00"), line_total=total,
+            **({"product_id": item.id} if isinstance(item, Product) else {"package_id": item.id}),
+        )
+        order.lines.append(line)
+        self._save(order)
+        return line
+
+    @contextmanager
+    def statement_counter(self) -> Iterator[list[str]]:
+        """Collect the SQL statements run inside the block, starting from an empty session as a request does."""
+        statements: list[str] = []
+
+        def record(conn, cursor, statement, parameters, context, executemany) -> None:
+            statements.append(statement)
+
+        db.session.remove()
+        event.listen(db.engine, "before_cursor_execute", record)
+        try:
+            yield statements
+        finally:
+            event.remove(db.engine, "before_cursor_execute", record)

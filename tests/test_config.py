@@ -13,7 +13,8 @@ import config
 from fantasize import create_app
 
 ROOT = Path(__file__).resolve().parent.parent
-CLEAN_ENV = {k: v for k, v in os.environ.items() if not k.startswith(("DATABASE_", "REDIS_", "JWT_", "NODE_ENV", "FLASK_"))}
+SERVICE_PREFIXES = ("DATABASE_", "REDIS_", "JWT_", "NODE_ENV", "FLASK_")
+CLEAN_ENV = {k: v for k, v in os.environ.items() if not k.startswith(SERVICE_PREFIXES)}
 
 
 def _create_app_in_subprocess(**env: str) -> subprocess.CompletedProcess:

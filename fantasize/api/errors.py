@@ -48,10 +48,7 @@ def _http_error(exc: HTTPException) -> Response:
     headers = {}
     if status == 405 and getattr(exc, "valid_methods", None):
         headers["Allow"] = ", ".join(sorted(exc.valid_methods))
-    if status == 404:
-        message = "No such resource or route"
-    else:
-        message = exc.description or exc.name
+    message = "No such resource or route" if status == 404 else exc.description or exc.name
     return error_response(status, HTTP_CODES.get(status, "HTTP_ERROR"), message, headers=headers)
 
 

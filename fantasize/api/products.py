@@ -4,4 +4,109 @@ from __future__ import annotations
 
 from flask import Blueprint
 
+from fantasize.api.auth import current_user
+from fantasize.api.endpoint import endpoint
+from fantasize.api.render import Shape
+from fantasize.schemas.products import (
+    PackageInSchema,
+    PackageQuery,
+    PackageSchema,
+    PackageV2Schema,
+    ProductInSchema,
+    ProductQuery,
+    ProductSchema,
+    ProductV2Schema,
+    StockInSchema,
+)
+from fantasize.services import products
+
 bp = Blueprint("products", __name__)
+
+PRODUCT = Shape("Product", ProductSchema, ProductV2Schema)
+PACKAGE = Shape("Package", PackageSchema, PackageV2Schema)
+
+WRITE_ERRORS = (400, 401, 403, 404, 409, 415, 422)
+
+
+@bp.get("/products")
+@endpoint("List active products with filters and a sort (admins may add includeInactive=true)", returns=PRODUCT,
+          many=True, query=ProductQuery, auth="optional", tags=("products",), errors=(400, 401, 403))
+def list_products(args):
+    return products.list_products(args, current_user())
+
+
+@bp.get("/products/<int:product_id>")
+@endpoint("One product (inactive ones for admins only)", returns=PRODUCT, auth="optional", tags=("products",),
+          errors=(401, 404))
+def get_product(product_id):
+    return products.get_product(product_id, current_user())
+
+
+@bp.post("/products")
+@endpoint("Create a product", returns=PRODUCT, status=201, body=ProductInSchema, auth="admin", tags=("products",),
+          errors=(400, 401, 403, 409, 415, 422))
+def create_product(body):
+    return products.create_product(body)
+
+
+@bp.patch("/products/<int:product_id>")
+@endpoint("Change a product; a given list replaces the old one", returns=PRODUCT, body=ProductInSchema,
+          partial=True, auth="admin", tags=("products",), errors=WRITE_ERRORS)
+def update_product(product_id, body):
+    return products.update_product(product_id, body)
+
+
+@bp.delete("/products/<int:product_id>")
+@endpoint("Delete a product (409 while an order or a package refers to it)", status=204, auth="admin",
+          tags=("products",), errors=(401, 403, 404, 409))
+def delete_product(product_id):
+    products.delete_product(product_id)
+
+
+@bp.patch("/products/<int:product_id>/stock")
+@endpoint("Set a product's stock ({quantity}) or move it atomically ({delta}; 409 INSUFFICIENT_STOCK below 0)",
+          returns=PRODUCT, body=StockInSchema, auth="admin", tags=("products",), errors=WRITE_ERRORS)
+def change_product_stock(product_id, body):
+    return products.change_product_stock(product_id, **body)
+
+
+@bp.get("/packages")
+@endpoint("List active packages with filters and a sort (admins may add includeInactive=true)", returns=PACKAGE,
+          many=True, query=PackageQuery, auth="optional", tags=("packages",), errors=(400, 401, 403))
+def list_packages(args):
+    return products.list_packages(args, current_user())
+
+
+@bp.get("/packages/<int:package_id>")
+@endpoint("One package (inactive ones for admins only)", returns=PACKAGE, auth="optional", tags=("packages",),
+          errors=(401, 404))
+def get_package(package_id):
+    return products.get_package(package_id, current_user())
+
+
+@bp.post("/packages")
+@endpoint("Create a package of products", returns=PACKAGE, status=201, body=PackageInSchema, auth="admin",
+          tags=("packages",), errors=(400, 401, 403, 409, 415, 422))
+def create_package(body):
+    return products.create_package(body)
+
+
+@bp.patch("/packages/<int:package_id>")
+@endpoint("Change a package; a given list replaces the old one", returns=PACKAGE, body=PackageInSchema,
+          partial=True, auth="admin", tags=("packages",), errors=WRITE_ERRORS)
+def update_package(package_id, body):
+    return products.update_package(package_id, body)
+
+
+@bp.delete("/packages/<int:package_id>")
+@endpoint("Delete a package (409 while an order refers to it)", status=204, auth="admin", tags=("packages",),
+          errors=(401, 403, 404, 409))
+def delete_package(package_id):
+    products.delete_package(package_id)
+
+
+@bp.patch("/packages/<int:package_id>/stock")
+@endpoint("Set a package's stock ({quantity}) or move it atomically ({delta}; 409 INSUFFICIENT_STOCK below 0)",
+          returns=PACKAGE, body=StockInSchema, auth="admin", tags=("packages",), errors=WRITE_ERRORS)
+def change_package_stock(package_id, body):
+    return products.change_package_stock(package_id, **body)

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from math import ceil
-from typing import Any, Sequence
+from typing import Any
 from urllib.parse import urlencode
 
 from flask import Response, current_app, g, jsonify, request

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 from flask import Flask, Response, current_app, g, request
 from werkzeug.http import http_date
@@ -30,7 +30,7 @@ class VersionInfo:
 
 def version_catalogue(now: datetime | None = None) -> list[VersionInfo]:
     cfg = current_app.config
-    now = now or datetime.now(timezone.utc)
+    now = now or datetime.now(UTC)
     sunset = max(cfg["API_V0_SUNSET"], cfg["API_V0_DEPRECATED_AT"])
     return [
         VersionInfo("v0", "sunset" if now >= sunset else "deprecated", cfg["API_V0_DEPRECATED_AT"], sunset),

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from decimal import Decimal, InvalidOperation
 
 from marshmallow import EXCLUDE, RAISE, Schema, ValidationError, fields, validate
@@ -73,12 +73,12 @@ class UTCDateTime(fields.DateTime):
         if value is None:
             return None
         if value.tzinfo is None:
-            value = value.replace(tzinfo=timezone.utc)
-        return value.astimezone(timezone.utc).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+            value = value.replace(tzinfo=UTC)
+        return value.astimezone(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
     def _deserialize(self, value, attr, data, **kwargs) -> datetime:
         parsed = super()._deserialize(value, attr, data, **kwargs)
-        return parsed.replace(tzinfo=timezone.utc) if parsed.tzinfo is None else parsed.astimezone(timezone.utc)
+        return parsed.replace(tzinfo=UTC) if parsed.tzinfo is None else parsed.astimezone(UTC)
 
 
 class StrictInteger(fields.Integer):
@@ -96,6 +96,15 @@ class StrictInteger(fields.Integer):
 Id = StrictInteger  # ids in request bodies are JSON integers
 
 
+class StrictBoolean(fields.Boolean):
+    """A JSON true/false only: "true", 1 and "yes" are type errors in a body."""
+
+    def _deserialize(self, value, attr, data, **kwargs):
+        if not isinstance(value, bool):
+            raise self.make_error("invalid")
+        return value
+
+
 def require_one_of(data: dict, *names: str) -> None:
     given = [name for name in names if data.get(name) is not None]
     if len(given) != 1:
@@ -104,5 +113,6 @@ def require_one_of(data: dict, *names: str) -> None:
 
 
 __all__ = [
-    "CamelSchema", "Id", "Money", "PageQuery", "QuerySchema", "StrictInteger", "UTCDateTime", "require_one_of",
+    "CamelSchema", "Id", "Money", "PageQuery", "QuerySchema", "StrictBoolean", "StrictInteger", "UTCDateTime",
+    "require_one_of",
 ]

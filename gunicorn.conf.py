@@ -1,0 +1,39 @@
+"""gunicorn settings: `gunicorn -c gunicorn.conf.py wsgi:app` (the Procfile's web process).
+
+Scaling out (DESIGN.md): one gunicorn process per core, each with ONE gevent worker serving many concurrent
+requests as greenlets, behind a proxy with sticky sessions, all sharing PostgreSQL and Redis. `workers` is left
+to gunicorn, which reads WEB_CONCURRENCY itself (1 when unset). Keep it at 1: gunicorn spreads connections over
+its workers without stickiness, which Socket.IO long-polling will need; note that Heroku sets WEB_CONCURRENCY
+from the dyno size, so set it to 1 there. Everything else comes from config.py, the one place that reads the
+environment.
+"""
+
+from config import config_for
+
+# Module-level names are read as gunicorn settings (`config` is one), hence the underscore.
+_settings = config_for()
+
+# HOST, then APP_PORT or PORT (Heroku sets PORT); production listens on 0.0.0.0 unless HOST says otherwise.
+bind = f"{_settings.HOST}:{_settings.PORT}"
+
+# gevent, not eventlet: eventlet's maintainers discourage new use and gunicorn 26 removed its eventlet worker.
+# The gevent worker monkey-patches in each worker before it imports `wsgi`, and wsgi.py then applies psycogreen,
+# so no post_fork hook is needed (post_fork runs before the worker patches, too early for psycogreen anyway).
+# Do not turn on preload_app: wsgi.py would then patch the master process before it forks.
+worker_class = "gevent"
+worker_connections = 1000
+
+timeout = 30  # a worker silent this long is restarted
+graceful_timeout = 30  # time given to in-flight requests on shutdown or reload
+keepalive = 5  # seconds an idle keep-alive connection stays open (behind a proxy)
+
+accesslog = "-"
+errorlog = "-"
+loglevel = _settings.LOG_LEVEL.lower()
+# Client, request line, status, bytes, duration in ms, and the X-Request-ID the app answered with, so an
+# access line can be matched with the app's JSON log lines (which carry the same requestId).
+access_log_format = '%(h)s "%(r)s" %(s)s %(b)s %(M)sms request_id=%({x-request-id}o)s "%(a)s"'
+
+# gunicorn's control socket defaults to one path per user, which the next process on the host silently takes
+# over; with one process per core that is wrong, and nothing here uses `gunicornc`.
+control_socket_disable = True
