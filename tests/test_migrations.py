@@ -42,3 +42,21 @@ def test_upgrade_matches_the_models_and_downgrade_leaves_nothing(empty_database_
         downgrade(revision="base")
         assert set(inspect(db.engine).get_table_names()) <= {"alembic_version"}
         db.engine.dispose()
+
+
+def test_every_foreign_key_is_the_leading_column_of_an_index(empty_database_url):
+    app = create_app(TestingConfig, {"SQLALCHEMY_DATABASE_URI": empty_database_url})
+    with app.app_context():
+        upgrade()
+        inspector = inspect(db.engine)
+        unindexed = []
+        for table in inspector.get_table_names():
+            leading = {tuple(ix["column_names"][:1]) for ix in inspector.get_indexes(table)}
+            leading |= {tuple(uq["column_names"][:1]) for uq in inspector.get_unique_constraints(table)}
+            leading.add(tuple(inspector.get_pk_constraint(table)["constrained_columns"][:1]))
+            for fk in inspector.get_foreign_keys(table):
+                if tuple(fk["constrained_columns"][:1]) not in leading:
+                    unindexed.append(f"{table}.{fk['constrained_columns'][0]}")
+        downgrade(revision="base")
+        db.engine.dispose()
+    assert unindexed == []
