@@ -19,6 +19,7 @@ def create_app(config: type | str | None = None, overrides: dict[str, Any] | Non
     register_platform(app)
     register_extensions(app)
     register_api(app)
+    register_subscribers(app)
     register_commands(app)
     return app
 
@@ -66,6 +67,12 @@ def register_api(app: Flask) -> None:
     from fantasize import api
 
     api.init_app(app)
+
+
+def register_subscribers(app: Flask) -> None:
+    from fantasize import subscribers
+
+    subscribers.init_app(app)
 
 
 def register_commands(app: Flask) -> None:

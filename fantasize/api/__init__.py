@@ -4,10 +4,31 @@ from __future__ import annotations
 
 from flask import Blueprint, Flask
 
-from fantasize.api import accounts, errors, meta, offers, products, taxonomy, versioning
+from fantasize.api import (
+    accounts,
+    addresses,
+    admin,
+    cart,
+    discovery,
+    errors,
+    integrations,
+    meta,
+    notifications,
+    offers,
+    orders,
+    products,
+    reviews,
+    site,
+    taxonomy,
+    uploads,
+    versioning,
+)
 
 MOUNTS = (("v0", "/api/v0"), ("v1", "/api/v1"), ("v2", "/api/v2"), ("api", "/api"))
-DOMAIN_BLUEPRINTS = (meta.bp, accounts.bp, taxonomy.bp, offers.bp, products.bp)
+DOMAIN_BLUEPRINTS = (
+    meta.bp, accounts.bp, addresses.bp, uploads.bp, taxonomy.bp, offers.bp, products.bp, cart.bp, orders.bp,
+    reviews.bp, notifications.bp, discovery.bp, admin.bp, site.bp, integrations.bp,
+)
 
 
 def build_blueprint() -> Blueprint:

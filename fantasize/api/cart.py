@@ -1,0 +1,7 @@
+"""The signed-in user's cart."""
+
+from __future__ import annotations
+
+from flask import Blueprint
+
+bp = Blueprint("cart", __name__)
