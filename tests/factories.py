@@ -16,6 +16,7 @@ from werkzeug.security import generate_password_hash
 
 from fantasize.extensions import db
 from fantasize.models import (
+    Address,
     Brand,
     Category,
     Customization,
@@ -26,6 +27,7 @@ from fantasize.models import (
     Package,
     PackageImage,
     PackageItem,
+    PaymentMethod,
     Product,
     ProductImage,
     ProductMaterial,
@@ -148,6 +150,27 @@ class Factory:
         order.lines.append(line)
         self._save(order)
         return line
+
+    def order_of(self, user: User, *items: Product | Package, status: str = "pending") -> Order:
+        """The user's order of one of each item, already in `status` (no stock taken, no history written)."""
+        order = Order(user=user, status=status, subtotal=Decimal("0.00"), discount_total=Decimal("0.00"),
+                      total=Decimal("0.00"))
+        for item in items:
+            kind = "product_id" if isinstance(item, Product) else "package_id"
+            order.lines.append(OrderLine(name=item.name, quantity=1, unit_price=item.price,
+                                         unit_discount=Decimal("0.00"), line_total=item.price, **{kind: item.id}))
+            order.subtotal += item.price
+        order.total = order.subtotal
+        return self._save(order)
+
+    def address(self, user: User, **fields: Any) -> Address:
+        defaults = {"line1": "1 Main Street", "city": "Lisbon", "country": "PT", "postal_code": "1000-001"}
+        return self._save(Address(user_id=user.id, **{**defaults, **fields}))
+
+    def payment_method(self, user: User, **fields: Any) -> PaymentMethod:
+        defaults = {"method": "card", "cardholder_name": "Ada Lovelace", "brand": "visa", "last4": "4242",
+                    "exp_month": 12, "exp_year": utcnow().year + 3}
+        return self._save(PaymentMethod(user_id=user.id, **{**defaults, **fields}))
 
     @contextmanager
     def statement_counter(self) -> Iterator[list[str]]:

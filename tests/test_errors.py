@@ -6,6 +6,7 @@ import json
 
 import pytest
 from marshmallow import fields, validate
+from sqlalchemy.exc import OperationalError
 
 from fantasize.api.endpoint import endpoint
 from fantasize.schemas.base import CamelSchema, Money, PageQuery, StrictInteger
@@ -29,7 +30,11 @@ def probe_client(make_app):
     def crash():
         raise RuntimeError("secret internals: password=hunter2")
 
+    def database_down():
+        raise OperationalError("SELECT 1", {}, Exception("could not connect to server"))
+
     app.add_url_rule("/api/v1/probe", "probe", echo, methods=["POST"])
+    app.add_url_rule("/api/v1/database-down", "database_down", database_down)
     app.add_url_rule("/api/v1/crash", "crash", crash)
     return app.test_client()
 
@@ -114,3 +119,10 @@ def test_crash_is_500_without_internals_and_logged_with_the_request_id(probe_cli
     crash = [entry for entry in lines if entry["logger"] == "fantasize.errors"]
     assert crash and crash[0]["requestId"] == "crash-1" and crash[0]["level"] == "ERROR"
     assert "RuntimeError" in crash[0]["exception"]
+
+
+def test_database_outage_is_503_with_retry_after(probe_client):
+    response = probe_client.get("/api/v1/database-down")
+    assert_error(response, 503, "SERVICE_UNAVAILABLE")
+    assert response.headers["Retry-After"] == "1"
+    assert "could not connect" not in response.get_data(as_text=True)

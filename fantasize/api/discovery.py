@@ -4,4 +4,43 @@ from __future__ import annotations
 
 from flask import Blueprint
 
+from fantasize.api.endpoint import endpoint
+from fantasize.api.render import Shape
+from fantasize.schemas.discovery import (
+    ExploreSchema,
+    HomeSchema,
+    HomeV2Schema,
+    SearchQuery,
+    SearchResultsSchema,
+    SearchResultsV2Schema,
+)
+from fantasize.services import discovery
+
 bp = Blueprint("discovery", __name__)
+
+SEARCH_RESULTS = Shape("SearchResults", SearchResultsSchema, SearchResultsV2Schema)
+HOME = Shape("Home", HomeSchema, HomeV2Schema)
+EXPLORE = Shape("Explore", ExploreSchema)
+
+TAGS = ("discovery",)
+
+
+@bp.get("/search")
+@endpoint("Search active products and packages (name, description) and categories (name); each list capped by limit",
+          returns=SEARCH_RESULTS, query=SearchQuery, tags=TAGS, errors=(400,))
+def search(args):
+    return discovery.search(args["q"], args["limit"])
+
+
+@bp.get("/home")
+@endpoint("The home page: new arrivals, top rated products, offers running now and the active categories",
+          returns=HOME, tags=TAGS)
+def home():
+    return discovery.home()
+
+
+@bp.get("/explore")
+@endpoint("Browsing facets: categories, brands and materials with active product counts, and the price range",
+          returns=EXPLORE, tags=TAGS)
+def explore():
+    return discovery.explore()

@@ -32,6 +32,9 @@ class EndpointSpec:
     partial: bool
     tags: tuple[str, ...] = field(default_factory=tuple)
     errors: tuple[int, ...] = field(default_factory=tuple)
+    # Views that read multipart files or answer with a file (not JSON) say so here, for the OpenAPI document.
+    files: tuple[str, ...] = field(default_factory=tuple)
+    produces: tuple[str, ...] = field(default_factory=tuple)
 
 
 def _json_body() -> Any:
@@ -75,11 +78,18 @@ def endpoint(
     partial: bool = False,
     tags: tuple[str, ...] = (),
     errors: tuple[int, ...] = (),
+    files: tuple[str, ...] = (),
+    produces: tuple[str, ...] = (),
 ) -> Callable:
-    """Declare a view. `auth` is None, "optional", "user" or "admin"; the view gets `body=` and `args=`."""
+    """Declare a view. `auth` is None, "optional", "user" or "admin"; the view gets `body=` and `args=`.
+
+    `files` names the multipart file fields the view reads itself; `produces` lists the media types of a view
+    that returns its own Response (a file) instead of a rendered resource.
+    """
     if auth not in AUTH_LEVELS:
         raise ValueError(f"unknown auth level {auth!r}")
-    spec = EndpointSpec(summary, returns, many, status, body, query, auth, partial, tuple(tags), tuple(errors))
+    spec = EndpointSpec(summary, returns, many, status, body, query, auth, partial, tuple(tags), tuple(errors),
+                        tuple(files), tuple(produces))
 
     def decorate(view: Callable) -> Callable:
         @functools.wraps(view)

@@ -6,6 +6,7 @@ import logging
 from typing import Any
 
 from flask import Flask, Response, g, jsonify
+from sqlalchemy.exc import OperationalError
 from werkzeug.exceptions import HTTPException
 
 from fantasize.api.render import iso_now
@@ -52,6 +53,14 @@ def _http_error(exc: HTTPException) -> Response:
     return error_response(status, HTTP_CODES.get(status, "HTTP_ERROR"), message, headers=headers)
 
 
+def _database_unavailable(exc: OperationalError) -> Response:
+    # The database is down, unreachable or (embedded SQLite) busy with another writer: a dependency problem
+    # the client may retry, not a bug in the request.
+    log.error("database unavailable", extra={"errorType": type(exc.orig).__name__ if exc.orig else None})
+    return error_response(503, "SERVICE_UNAVAILABLE", "The database is unavailable, try again shortly",
+                          headers={"Retry-After": "1"})
+
+
 def _unexpected(exc: Exception) -> Response:
     log.exception("unhandled error", extra={"errorType": type(exc).__name__})
     return error_response(500, "INTERNAL_ERROR", "Internal server error")
@@ -60,4 +69,5 @@ def _unexpected(exc: Exception) -> Response:
 def init_app(app: Flask) -> None:
     app.register_error_handler(AppError, _app_error)
     app.register_error_handler(HTTPException, _http_error)
+    app.register_error_handler(OperationalError, _database_unavailable)
     app.register_error_handler(Exception, _unexpected)

@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from dataclasses import dataclass
-from math import ceil
 from typing import Any
 from urllib.parse import urlencode
 
@@ -12,6 +10,7 @@ from flask import Response, current_app, g, jsonify, request
 from marshmallow import Schema
 
 from fantasize.models.base import utcnow
+from fantasize.services.common import Page
 
 
 def iso_now() -> str:
@@ -28,18 +27,6 @@ class Shape:
 
     def schema_for(self, version: str | None) -> type[Schema]:
         return self.v2 if version == "v2" and self.v2 is not None else self.v1
-
-
-@dataclass(frozen=True)
-class Page:
-    items: Sequence[Any]
-    total: int
-    page: int
-    limit: int
-
-    @property
-    def pages(self) -> int:
-        return ceil(self.total / self.limit) if self.limit else 0
 
 
 def _meta(**extra: Any) -> dict[str, Any]:

@@ -12,6 +12,9 @@ from fantasize.models.base import TimestampMixin, UTCDateTime, utcnow
 from fantasize.models.orders import ONE_ITEM
 from fantasize.models.types import JSONType
 
+NOTIFICATION_TYPES = ("info", "success", "warning", "error")
+_TYPE_LIST = ", ".join(f"'{t}'" for t in NOTIFICATION_TYPES)
+
 
 class Review(TimestampMixin, db.Model):
     __tablename__ = "reviews"
@@ -53,7 +56,7 @@ class Favorite(db.Model):
 
 class Notification(db.Model):
     __tablename__ = "notifications"
-    __table_args__ = (CheckConstraint("type IN ('info', 'success', 'warning', 'error')", name="type"),)
+    __table_args__ = (CheckConstraint(f"type IN ({_TYPE_LIST})", name="type"),)
 
     id: Mapped[int] = mapped_column(primary_key=True)
     user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True, nullable=False)

@@ -256,6 +256,10 @@ def _operation(plugin: MarshmallowPlugin, rule: Rule, spec: EndpointSpec, versio
     if spec.body is not None:
         body = spec.body(partial=True) if spec.partial else spec.body()
         operation["requestBody"] = {"required": True, "content": {JSON: {"schema": body}}}
+    if spec.files:
+        form = {"type": "object", "required": list(spec.files),
+                "properties": {name: {"type": "string", "format": "binary"} for name in spec.files}}
+        operation["requestBody"] = {"required": True, "content": {"multipart/form-data": {"schema": form}}}
     operation["responses"] = {str(spec.status): _success(plugin, spec, version)}
     for status in _error_statuses(spec):
         operation["responses"][str(status)] = {
@@ -273,6 +277,9 @@ def _success(plugin: MarshmallowPlugin, spec: EndpointSpec, version: str) -> dic
     description = HTTPStatus(spec.status).phrase
     if spec.status == 204:
         return {"description": description}
+    if spec.produces:
+        return {"description": description,
+                "content": {media: {"schema": {"type": "string", "format": "binary"}} for media in spec.produces}}
     if spec.returns is None:
         data: dict[str, Any] = {}
     else:

@@ -14,12 +14,11 @@ from flask import current_app
 from sqlalchemy import or_, select
 from sqlalchemy.orm import selectinload
 
-from fantasize.api.render import Page
 from fantasize.errors import BadRequest, Conflict, Unauthorized, ValidationFailed
 from fantasize.extensions import db
 from fantasize.models import User
 from fantasize.models.base import utcnow
-from fantasize.services.common import commit, get_or_404, paginate
+from fantasize.services.common import Page, commit, get_or_404, paginate
 from fantasize.services.mail import send_mail
 from fantasize.services.passwords import hash_password, verify_password
 from fantasize.services.tokens import issue_access_token, issue_reset_token, user_from_token

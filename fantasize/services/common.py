@@ -4,16 +4,30 @@ from __future__ import annotations
 
 import re
 import unicodedata
+from collections.abc import Sequence
+from dataclasses import dataclass
+from math import ceil
 from typing import Any, TypeVar
 
 from sqlalchemy import Select, func, select
 from sqlalchemy.exc import IntegrityError
 
-from fantasize.api.render import Page
 from fantasize.errors import Conflict, NotFound
 from fantasize.extensions import db
 
 T = TypeVar("T")
+
+
+@dataclass(frozen=True)
+class Page:
+    items: Sequence[Any]
+    total: int
+    page: int
+    limit: int
+
+    @property
+    def pages(self) -> int:
+        return ceil(self.total / self.limit) if self.limit else 0
 
 
 def get_or_404(model: type[T], ident: Any, what: str | None = None) -> T:

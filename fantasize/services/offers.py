@@ -7,12 +7,11 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import load_only, selectinload
 
-from fantasize.api.render import Page
 from fantasize.errors import Forbidden, NotFound, Unauthorized, ValidationFailed
 from fantasize.extensions import db
 from fantasize.models import Customization, Offer, Package, Product, User
 from fantasize.models.base import utcnow
-from fantasize.services.common import commit, get_or_404, paginate
+from fantasize.services.common import Page, commit, get_or_404, paginate
 
 # Rendering an offer needs only the ids of what it discounts; load them for a whole page in one query each.
 _OFFER_LOADS = (

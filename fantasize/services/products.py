@@ -14,7 +14,6 @@ from sqlalchemy import ColumnElement, and_, case, func, or_, select, update
 from sqlalchemy.orm import contains_eager, joinedload, selectinload
 from sqlalchemy.orm.interfaces import LoaderOption
 
-from fantasize.api.render import Page
 from fantasize.errors import Conflict, Forbidden, NotFound, Unauthorized, ValidationFailed
 from fantasize.events import StockChanged, announce
 from fantasize.extensions import db
@@ -35,7 +34,7 @@ from fantasize.models import (
     User,
 )
 from fantasize.models.base import utcnow
-from fantasize.services.common import commit, paginate, slugify
+from fantasize.services.common import Page, commit, paginate, slugify
 
 Item = TypeVar("Item", Product, Package)
 

@@ -7,11 +7,10 @@ from typing import Any, TypeVar
 from sqlalchemy import Select, select
 from sqlalchemy.orm import selectinload
 
-from fantasize.api.render import Page
 from fantasize.errors import Conflict, NotFound, ValidationFailed
 from fantasize.extensions import db
 from fantasize.models import Brand, Category, Material, SubCategory, Upload, User
-from fantasize.services.common import commit, get_or_404, paginate, slugify
+from fantasize.services.common import Page, commit, get_or_404, paginate, slugify
 
 Named = TypeVar("Named", Brand, Material)
 
