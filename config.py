@@ -106,6 +106,9 @@ class Config:
 
     MAX_CONTENT_LENGTH = _int("MAX_CONTENT_LENGTH", 10 * 1024 * 1024)
     MAX_UPLOAD_MB = _int("MAX_UPLOAD_MB", 5)
+    # Images are decoded before they are kept; these bounds are checked first, from the header alone.
+    MAX_IMAGE_SIDE = _int("MAX_IMAGE_SIDE", 10_000)
+    MAX_IMAGE_PIXELS = _int("MAX_IMAGE_PIXELS", 40_000_000)
     UPLOAD_FOLDER = _env("UPLOAD_FOLDER")  # None: instance/uploads
 
     LOW_STOCK_THRESHOLD = _int("LOW_STOCK_THRESHOLD", 5)
@@ -115,6 +118,16 @@ class Config:
     CACHE_TTL_CATEGORIES = _int("CACHE_TTL_CATEGORIES", 1800)
     CACHE_TTL_PACKAGES = _int("CACHE_TTL_PACKAGES", 600)
     CACHE_TTL_OFFERS = _int("CACHE_TTL_OFFERS", 300)
+    CACHE_ENABLED = _bool("CACHE_ENABLED", True)
+    CACHE_KEY_PREFIX = _env("CACHE_KEY_PREFIX", "fantasize:")
+    # A dead or slow Redis may cost a request a quarter of a second at most, and then nothing for
+    # CACHE_BREAKER_SECONDS: the cache is skipped (reads go to the database) until Redis is tried again.
+    CACHE_REDIS_TIMEOUT_MS = _int("CACHE_REDIS_TIMEOUT_MS", 250)
+    CACHE_BREAKER_SECONDS = _int("CACHE_BREAKER_SECONDS", 5)
+    # Stampede guard: one request recomputes a missing page under a lock that expires on its own
+    # (CACHE_LOCK_MS) should that request die; the others wait up to CACHE_LOCK_WAIT_MS, then compute too.
+    CACHE_LOCK_MS = _int("CACHE_LOCK_MS", 5000)
+    CACHE_LOCK_WAIT_MS = _int("CACHE_LOCK_WAIT_MS", 2000)
 
     RATE_LIMIT_WINDOW_MS = _int("RATE_LIMIT_WINDOW_MS", 900_000)
     RATE_LIMIT_MAX_REQUESTS = _int("RATE_LIMIT_MAX_REQUESTS", 100)
@@ -123,6 +136,11 @@ class Config:
     RATE_LIMIT_UPLOAD = _env("RATE_LIMIT_UPLOAD", "10 per hour")
     RATE_LIMIT_ORDER = _env("RATE_LIMIT_ORDER", "10 per hour")
     RATE_LIMIT_AUTH_MULTIPLIER = _int("RATE_LIMIT_AUTH_MULTIPLIER", 5)
+    RATE_LIMIT_PASSWORD_RESET_PER_EMAIL = _env("RATE_LIMIT_PASSWORD_RESET_PER_EMAIL", "3 per hour")
+    RATELIMIT_ENABLED = _bool("RATELIMIT_ENABLED", True)
+    RATE_LIMIT_KEY_PREFIX = _env("RATE_LIMIT_KEY_PREFIX", "fantasize:limits")
+    # A dead Redis holds a request at most twice this (one reconnect); then limits count in memory until it answers.
+    RATE_LIMIT_REDIS_TIMEOUT_MS = _int("RATE_LIMIT_REDIS_TIMEOUT_MS", 250)
 
     ENABLE_PERFORMANCE_MONITORING = _bool("ENABLE_PERFORMANCE_MONITORING", True)
     SLOW_REQUEST_THRESHOLD = _int("SLOW_REQUEST_THRESHOLD", 1000)
@@ -151,6 +169,13 @@ class TestingConfig(Config):
     TESTING = True
     JWT_SECRET = _env("JWT_SECRET") or DEV_JWT_SECRET
     MAIL_BACKEND = "memory"
+    # Limits no test meets by accident (a live server serves a whole test module); rate-limit tests set small ones.
+    RATE_LIMIT_MAX_REQUESTS = _int("RATE_LIMIT_MAX_REQUESTS", 1_000_000)
+    RATE_LIMIT_AUTH = _env("RATE_LIMIT_AUTH", "1000000 per 15 minutes")
+    RATE_LIMIT_ADMIN = _env("RATE_LIMIT_ADMIN", "1000000 per 5 minutes")
+    RATE_LIMIT_UPLOAD = _env("RATE_LIMIT_UPLOAD", "1000000 per hour")
+    RATE_LIMIT_ORDER = _env("RATE_LIMIT_ORDER", "1000000 per hour")
+    RATE_LIMIT_PASSWORD_RESET_PER_EMAIL = _env("RATE_LIMIT_PASSWORD_RESET_PER_EMAIL", "1000000 per hour")
     # The test suite's databases; conftest points SQLALCHEMY_DATABASE_URI at one of them per run.
     TEST_POSTGRES_URL = _env("TEST_DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/fantasize_test")
     TEST_REDIS_URL = _env("TEST_REDIS_URL", "redis://127.0.0.1:6379/15")

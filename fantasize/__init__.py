@@ -19,6 +19,7 @@ def create_app(config: type | str | None = None, overrides: dict[str, Any] | Non
     register_platform(app)
     register_extensions(app)
     register_api(app)
+    register_rate_limits(app)
     register_subscribers(app)
     register_commands(app)
     return app
@@ -46,14 +47,17 @@ def check_production_config(cfg: dict[str, Any]) -> None:
 
 
 def register_platform(app: Flask) -> None:
-    from fantasize.platform import docs, request_log
+    from fantasize.platform import docs, proxy, request_log, security
 
+    proxy.init_app(app)
     request_log.init_app(app)
+    security.init_app(app)
     docs.init_app(app)
 
 
 def register_extensions(app: Flask) -> None:
     from fantasize import models  # noqa: F401  (every model registered before migrations look)
+    from fantasize.platform import cache as page_cache
     from fantasize.platform.database import init_app as init_database
 
     db.init_app(app)
@@ -61,12 +65,20 @@ def register_extensions(app: Flask) -> None:
                      render_as_batch=True, compare_type=True)
     init_database(app)
     events.init_session_events()
+    page_cache.init_app(app)
 
 
 def register_api(app: Flask) -> None:
     from fantasize import api
 
     api.init_app(app)
+
+
+def register_rate_limits(app: Flask) -> None:
+    from fantasize.platform import rate_limits
+
+    # After the API: the tiers are read from its views, and a limit is checked once the version is resolved.
+    rate_limits.init_app(app)
 
 
 def register_subscribers(app: Flask) -> None:

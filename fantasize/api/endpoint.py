@@ -1,7 +1,7 @@
 """`@endpoint`: one declaration per view of who may call it, what it reads and what it returns.
 
 The same declaration drives request parsing (body and query schemas), authentication, version-aware
-rendering and the OpenAPI document, so the docs cannot drift from what the view really does.
+rendering, response caching and the OpenAPI document, so the docs cannot drift from what the view really does.
 """
 
 from __future__ import annotations
@@ -18,6 +18,8 @@ from marshmallow import Schema, ValidationError
 from fantasize.api.auth import AUTH_LEVELS, authenticate
 from fantasize.api.render import Shape, no_content, render
 from fantasize.errors import BadRequest, UnsupportedMediaType, ValidationFailed
+from fantasize.platform.cache import pages as page_cache
+from fantasize.platform.cache.domains import check_domains
 
 
 @dataclass(frozen=True)
@@ -35,6 +37,8 @@ class EndpointSpec:
     # Views that read multipart files or answer with a file (not JSON) say so here, for the OpenAPI document.
     files: tuple[str, ...] = field(default_factory=tuple)
     produces: tuple[str, ...] = field(default_factory=tuple)
+    # The catalogue domains a cacheable public read shows (fantasize.platform.cache); empty: never cached.
+    cache: tuple[str, ...] = field(default_factory=tuple)
 
 
 def _json_body() -> Any:
@@ -80,16 +84,19 @@ def endpoint(
     errors: tuple[int, ...] = (),
     files: tuple[str, ...] = (),
     produces: tuple[str, ...] = (),
+    cache: tuple[str, ...] = (),
 ) -> Callable:
     """Declare a view. `auth` is None, "optional", "user" or "admin"; the view gets `body=` and `args=`.
 
     `files` names the multipart file fields the view reads itself; `produces` lists the media types of a view
-    that returns its own Response (a file) instead of a rendered resource.
+    that returns its own Response (a file) instead of a rendered resource. `cache` makes a public read cacheable
+    and names every domain it shows (the first picks the lifetime): a commit to any of them invalidates it.
     """
     if auth not in AUTH_LEVELS:
         raise ValueError(f"unknown auth level {auth!r}")
+    check_domains(cache)
     spec = EndpointSpec(summary, returns, many, status, body, query, auth, partial, tuple(tags), tuple(errors),
-                        tuple(files), tuple(produces))
+                        tuple(files), tuple(produces), tuple(cache))
 
     def decorate(view: Callable) -> Callable:
         @functools.wraps(view)
@@ -99,12 +106,16 @@ def endpoint(
                 kwargs["args"] = load_query(query)
             if body is not None:
                 kwargs["body"] = load_body(body, partial)
-            result = view(*args, **kwargs)
-            if isinstance(result, Response):
-                return result
-            if status == 204:
-                return no_content()
-            return render(result, returns, many=many, status=status)
+
+            def respond() -> Response:
+                result = view(*args, **kwargs)
+                if isinstance(result, Response):
+                    return result
+                if status == 204:
+                    return no_content()
+                return render(result, returns, many=many, status=status)
+
+            return page_cache.serve(spec.cache, respond) if spec.cache else respond()
 
         wrapper.endpoint_spec = spec
         return wrapper

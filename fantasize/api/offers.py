@@ -7,6 +7,7 @@ from flask import Blueprint
 from fantasize.api.auth import current_user
 from fantasize.api.endpoint import endpoint
 from fantasize.api.render import Shape
+from fantasize.platform.cache.domains import CUSTOMIZATION_PAGE, OFFER_PAGE
 from fantasize.schemas.base import PageQuery
 from fantasize.schemas.offers import CustomizationInSchema, CustomizationSchema, OfferInSchema, OfferQuery, OfferSchema
 from fantasize.services import offers
@@ -21,7 +22,7 @@ WRITE_ERRORS = (400, 401, 403, 415, 422)
 
 @bp.get("/offers")
 @endpoint("List current offers (`include=all`: every offer, admins only)", returns=OFFER, many=True,
-          query=OfferQuery, auth="optional", tags=("offers",), errors=(400, 401, 403))
+          query=OfferQuery, auth="optional", cache=OFFER_PAGE, tags=("offers",), errors=(400, 401, 403))
 def list_offers(args):
     return offers.list_offers(current_user(), args["include"], args["page"], args["limit"])
 
@@ -35,7 +36,7 @@ def create_offer(body):
 
 @bp.get("/offers/<int:offer_id>")
 @endpoint("Get an offer (admins also see offers that are not current)", returns=OFFER, auth="optional",
-          tags=("offers",), errors=(401, 404))
+          cache=OFFER_PAGE, tags=("offers",), errors=(401, 404))
 def get_offer(offer_id: int):
     return offers.get_offer(offer_id, current_user())
 
@@ -56,7 +57,7 @@ def delete_offer(offer_id: int):
 
 @bp.get("/customizations")
 @endpoint("List customization definitions", returns=CUSTOMIZATION, many=True, query=PageQuery,
-          tags=("customizations",), errors=(400,))
+          cache=CUSTOMIZATION_PAGE, tags=("customizations",), errors=(400,))
 def list_customizations(args):
     return offers.list_customizations(args["page"], args["limit"])
 

@@ -7,6 +7,7 @@ from flask import Blueprint
 from fantasize.api.auth import current_user
 from fantasize.api.endpoint import endpoint
 from fantasize.api.render import Shape
+from fantasize.platform.cache.domains import PACKAGE_PAGE, PRODUCT_PAGE
 from fantasize.schemas.products import (
     PackageInSchema,
     PackageQuery,
@@ -30,14 +31,15 @@ WRITE_ERRORS = (400, 401, 403, 404, 409, 415, 422)
 
 @bp.get("/products")
 @endpoint("List active products with filters and a sort (admins may add includeInactive=true)", returns=PRODUCT,
-          many=True, query=ProductQuery, auth="optional", tags=("products",), errors=(400, 401, 403))
+          many=True, query=ProductQuery, auth="optional", cache=PRODUCT_PAGE, tags=("products",),
+          errors=(400, 401, 403))
 def list_products(args):
     return products.list_products(args, current_user())
 
 
 @bp.get("/products/<int:product_id>")
-@endpoint("One product (inactive ones for admins only)", returns=PRODUCT, auth="optional", tags=("products",),
-          errors=(401, 404))
+@endpoint("One product (inactive ones for admins only)", returns=PRODUCT, auth="optional", cache=PRODUCT_PAGE,
+          tags=("products",), errors=(401, 404))
 def get_product(product_id):
     return products.get_product(product_id, current_user())
 
@@ -72,14 +74,15 @@ def change_product_stock(product_id, body):
 
 @bp.get("/packages")
 @endpoint("List active packages with filters and a sort (admins may add includeInactive=true)", returns=PACKAGE,
-          many=True, query=PackageQuery, auth="optional", tags=("packages",), errors=(400, 401, 403))
+          many=True, query=PackageQuery, auth="optional", cache=PACKAGE_PAGE, tags=("packages",),
+          errors=(400, 401, 403))
 def list_packages(args):
     return products.list_packages(args, current_user())
 
 
 @bp.get("/packages/<int:package_id>")
-@endpoint("One package (inactive ones for admins only)", returns=PACKAGE, auth="optional", tags=("packages",),
-          errors=(401, 404))
+@endpoint("One package (inactive ones for admins only)", returns=PACKAGE, auth="optional", cache=PACKAGE_PAGE,
+          tags=("packages",), errors=(401, 404))
 def get_package(package_id):
     return products.get_package(package_id, current_user())
 

@@ -7,6 +7,7 @@ from flask import Blueprint, Response
 from fantasize.api.auth import current_user
 from fantasize.api.endpoint import endpoint
 from fantasize.api.render import Shape, render
+from fantasize.platform.cache.domains import PACKAGE_REVIEWS_PAGE, PRODUCT_REVIEWS_PAGE
 from fantasize.schemas.base import PageQuery
 from fantasize.schemas.engagement import FavoriteSchema, FavoriteV2Schema, ReviewInSchema, ReviewSchema
 from fantasize.services import favorites, reviews
@@ -21,14 +22,14 @@ CREATE_ERRORS = (401, 404, 409)
 
 @bp.get("/products/<int:product_id>/reviews")
 @endpoint("An active product's reviews, newest first", returns=REVIEW, many=True, query=PageQuery,
-          tags=("reviews",), errors=(404,))
+          cache=PRODUCT_REVIEWS_PAGE, tags=("reviews",), errors=(404,))
 def list_product_reviews(product_id, args):
     return reviews.list_reviews("product", product_id, **args)
 
 
 @bp.get("/packages/<int:package_id>/reviews")
 @endpoint("An active package's reviews, newest first", returns=REVIEW, many=True, query=PageQuery,
-          tags=("reviews",), errors=(404,))
+          cache=PACKAGE_REVIEWS_PAGE, tags=("reviews",), errors=(404,))
 def list_package_reviews(package_id, args):
     return reviews.list_reviews("package", package_id, **args)
 

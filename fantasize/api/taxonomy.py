@@ -7,6 +7,7 @@ from flask import Blueprint
 from fantasize.api.auth import current_user
 from fantasize.api.endpoint import endpoint
 from fantasize.api.render import Shape
+from fantasize.platform.cache.domains import CATEGORY_PAGE, TAXONOMY_PAGE
 from fantasize.schemas.base import PageQuery
 from fantasize.schemas.taxonomy import (
     BrandInSchema,
@@ -34,7 +35,7 @@ WRITE_ERRORS = (400, 401, 403, 409, 415, 422)
 
 @bp.get("/categories")
 @endpoint("List categories with their subcategories (admins also see inactive ones)", returns=CATEGORY,
-          many=True, query=PageQuery, auth="optional", tags=TAGS, errors=(400, 401))
+          many=True, query=PageQuery, auth="optional", cache=CATEGORY_PAGE, tags=TAGS, errors=(400, 401))
 def list_categories(args):
     return taxonomy.list_categories(current_user(), args["page"], args["limit"])
 
@@ -47,7 +48,8 @@ def create_category(body):
 
 
 @bp.get("/categories/<int:category_id>")
-@endpoint("Get a category with its subcategories", returns=CATEGORY, auth="optional", tags=TAGS, errors=(401, 404))
+@endpoint("Get a category with its subcategories", returns=CATEGORY, auth="optional", cache=CATEGORY_PAGE, tags=TAGS,
+          errors=(401, 404))
 def get_category(category_id: int):
     return taxonomy.get_category(category_id, current_user())
 
@@ -88,7 +90,7 @@ def delete_subcategory(subcategory_id: int):
 
 
 @bp.get("/brands")
-@endpoint("List brands", returns=BRAND, many=True, query=PageQuery, tags=TAGS, errors=(400,))
+@endpoint("List brands", returns=BRAND, many=True, query=PageQuery, cache=TAXONOMY_PAGE, tags=TAGS, errors=(400,))
 def list_brands(args):
     return taxonomy.list_brands(args["page"], args["limit"])
 
@@ -115,7 +117,7 @@ def delete_brand(brand_id: int):
 
 
 @bp.get("/materials")
-@endpoint("List materials", returns=MATERIAL, many=True, query=PageQuery, tags=TAGS, errors=(400,))
+@endpoint("List materials", returns=MATERIAL, many=True, query=PageQuery, cache=TAXONOMY_PAGE, tags=TAGS, errors=(400,))
 def list_materials(args):
     return taxonomy.list_materials(args["page"], args["limit"])
 

@@ -304,6 +304,11 @@ def _success(plugin: MarshmallowPlugin, spec: EndpointSpec, version: str) -> dic
             "X-Total-Count": {"description": "Items in the whole list", "schema": {"type": "integer"}},
             "Link": {"description": "Next and prev pages (RFC 8288)", "schema": {"type": "string"}},
         }
+    if spec.cache:
+        response.setdefault("headers", {})["X-Cache"] = {
+            "description": "HIT: served from the page cache; MISS: computed (absent for administrators)",
+            "schema": {"type": "string", "enum": ["HIT", "MISS"]},
+        }
     response["content"] = {JSON: {"schema": data}}
     return response
 

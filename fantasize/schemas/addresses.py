@@ -13,7 +13,7 @@ from marshmallow import ValidationError, fields, post_load, validate, validates_
 
 from fantasize.models.base import utcnow
 from fantasize.models.users import PAYMENT_METHODS
-from fantasize.schemas.base import CamelSchema, StrictBoolean, StrictInteger, UTCDateTime
+from fantasize.schemas.base import CamelSchema, PlainText, StrictBoolean, StrictInteger, UTCDateTime
 from fantasize.services.countries import COUNTRY_CODES
 from fantasize.services.payments import card_brand, card_expired, luhn_valid
 
@@ -50,12 +50,12 @@ class CardNumber(fields.String):
 class AddressInSchema(CamelSchema):
     """An address to add (`POST`) or the fields to change (`PATCH`, loaded partially)."""
 
-    line1 = fields.String(required=True, validate=validate.Length(min=1, max=200))
-    line2 = fields.String(allow_none=True, validate=validate.Length(max=200))
-    city = fields.String(required=True, validate=validate.Length(min=1, max=100))
-    state = fields.String(allow_none=True, validate=validate.Length(max=100))
+    line1 = PlainText(required=True, validate=validate.Length(min=1, max=200))
+    line2 = PlainText(allow_none=True, validate=validate.Length(max=200))
+    city = PlainText(required=True, validate=validate.Length(min=1, max=100))
+    state = PlainText(allow_none=True, validate=validate.Length(max=100))
     country = CountryCode(required=True, metadata={"description": "ISO 3166-1 alpha-2, e.g. US; stored upper-case"})
-    postal_code = fields.String(allow_none=True, validate=validate.Length(max=20))
+    postal_code = PlainText(allow_none=True, validate=validate.Length(max=20))
     is_default = StrictBoolean(metadata={"description": "true makes this the default and clears the others"})
 
 
@@ -84,7 +84,7 @@ class PaymentMethodInSchema(CamelSchema):
 
     method = fields.String(required=True, validate=validate.OneOf(PAYMENT_METHODS))
     card_number = CardNumber(load_only=True, metadata={"description": f"{CARD_ONLY} Spaces and dashes allowed."})
-    cardholder_name = fields.String(validate=validate.Length(min=1, max=100), metadata={"description": CARD_ONLY})
+    cardholder_name = PlainText(validate=validate.Length(min=1, max=100), metadata={"description": CARD_ONLY})
     exp_month = StrictInteger(validate=validate.Range(min=1, max=12), metadata={"description": CARD_ONLY})
     exp_year = StrictInteger(validate=validate.Range(min=2000, max=2100), metadata={"description": CARD_ONLY})
     cvv = fields.String(

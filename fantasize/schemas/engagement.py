@@ -7,7 +7,7 @@ from typing import Any
 from marshmallow import fields, validate
 
 from fantasize.models.engagement import NOTIFICATION_TYPES
-from fantasize.schemas.base import CamelSchema, PageQuery, StrictInteger, UTCDateTime
+from fantasize.schemas.base import CamelSchema, PageQuery, PlainText, StrictInteger, UTCDateTime
 from fantasize.schemas.products import SellableSchema, SellableV2Schema
 
 RATING = validate.Range(min=1, max=5)  # as the reviews table's CHECK says
@@ -39,7 +39,7 @@ class ReviewSchema(CamelSchema):
 
 class ReviewInSchema(CamelSchema):
     rating = StrictInteger(required=True, validate=RATING)
-    comment = fields.String(allow_none=True, validate=COMMENT)
+    comment = PlainText(allow_none=True, validate=COMMENT)
 
 
 class FavoriteSchema(CamelSchema):

@@ -8,7 +8,7 @@ from marshmallow import fields, validate
 
 from fantasize.models.base import utcnow
 from fantasize.models.catalog import CUSTOMIZATION_TYPES
-from fantasize.schemas.base import CamelSchema, Id, Money, PageQuery, StrictBoolean, UTCDateTime
+from fantasize.schemas.base import CamelSchema, Id, Money, PageQuery, PlainText, StrictBoolean, UTCDateTime
 
 MAX_DISCOUNT = Decimal("90")
 
@@ -31,8 +31,8 @@ class OfferRefSchema(CamelSchema):
 
 
 class CustomizationOptionSchema(CamelSchema):
-    name = fields.String(required=True, validate=validate.Length(min=1, max=50))
-    value = fields.String(required=True, validate=validate.Length(min=1, max=200))
+    name = PlainText(required=True, validate=validate.Length(min=1, max=50))
+    value = PlainText(required=True, validate=validate.Length(min=1, max=200))
 
 
 class CustomizationSchema(CamelSchema):
@@ -43,7 +43,7 @@ class CustomizationSchema(CamelSchema):
 
 
 class CustomizationInSchema(CamelSchema):
-    name = fields.String(required=True, validate=validate.Length(min=1, max=100))
+    name = PlainText(required=True, validate=validate.Length(min=1, max=100))
     type = fields.String(required=True, validate=validate.OneOf(CUSTOMIZATION_TYPES))
     options = fields.List(fields.Nested(CustomizationOptionSchema), validate=validate.Length(max=50))
 
@@ -73,7 +73,7 @@ LINKED_IDS = validate.Length(max=500)
 
 
 class OfferInSchema(CamelSchema):
-    title = fields.String(required=True, validate=validate.Length(min=1, max=200))
+    title = PlainText(required=True, validate=validate.Length(min=1, max=200))
     discount_percent = Percent(required=True)
     valid_from = UTCDateTime(required=True)
     valid_to = UTCDateTime(required=True)

@@ -13,6 +13,8 @@ from fantasize.schemas.base import (
     Id,
     Money,
     PageQuery,
+    PlainText,
+    PlainTextJson,
     StrictBoolean,
     StrictInteger,
     UTCDateTime,
@@ -28,7 +30,8 @@ DETAILS_MAX_CHARS = 2000
 class CustomizationChoiceInSchema(CamelSchema):
     customization_id = Id(required=True)
     # A string for button and text customizations, an upload id for image ones: checked against the definition.
-    value = fields.Raw(required=True, metadata={"description": "a string, or an upload id for image customizations"})
+    value = PlainTextJson(required=True,
+                          metadata={"description": "a string, or an upload id for image customizations"})
 
 
 class CartLineInSchema(CamelSchema):
@@ -57,7 +60,7 @@ class OrderInSchema(CamelSchema):
     address_id = Id(allow_none=True)
     payment_method_id = Id(allow_none=True)
     is_gift = StrictBoolean()
-    gift_message = fields.String(allow_none=True, validate=validate.Length(max=500))
+    gift_message = PlainText(allow_none=True, validate=validate.Length(max=500))
     is_anonymous = StrictBoolean()
 
     @validates_schema
@@ -73,7 +76,7 @@ def _small_details(details: dict[str, Any] | None) -> None:
 
 class StatusChangeInSchema(CamelSchema):
     status = fields.String(required=True, validate=validate.OneOf(ORDER_STATUSES))
-    details = fields.Dict(keys=fields.String(), allow_none=True, validate=_small_details,
+    details = fields.Dict(keys=PlainText(), values=PlainTextJson(), allow_none=True, validate=_small_details,
                           metadata={"description": "e.g. {trackingNumber, estimatedDelivery}"})
 
 

@@ -14,6 +14,8 @@ from fantasize.schemas.base import (
     Id,
     Money,
     PageQuery,
+    PlainText,
+    SafeHtml,
     StrictBoolean,
     StrictInteger,
     UTCDateTime,
@@ -180,8 +182,8 @@ def _no_repeats(entries: list[dict[str, Any]], key: str, field: str, message: st
 
 
 class SellableInSchema(CamelSchema):
-    name = fields.String(required=True, validate=NAME)
-    description = fields.String(required=True, validate=DESCRIPTION)
+    name = PlainText(required=True, validate=NAME)
+    description = SafeHtml(required=True, validate=DESCRIPTION)
     price = Money(required=True)
     quantity = StrictInteger(required=True, validate=validate.Range(min=0, max=MAX_STOCK))
     offer_id = Id(allow_none=True)

@@ -4,17 +4,17 @@ from __future__ import annotations
 
 from marshmallow import fields, validate
 
-from fantasize.schemas.base import CamelSchema, UTCDateTime
+from fantasize.schemas.base import CamelSchema, PlainText, UTCDateTime
 from fantasize.schemas.users import EmailAddress
 
 SITE_TEXT = validate.Length(max=20_000)
 
 
 class ContactMessageInSchema(CamelSchema):
-    name = fields.String(required=True, validate=validate.Length(min=1, max=100))
+    name = PlainText(required=True, validate=validate.Length(min=1, max=100))
     email = EmailAddress(required=True, validate=validate.Length(max=254))
-    subject = fields.String(required=True, validate=validate.Length(min=1, max=200))
-    message = fields.String(required=True, validate=validate.Length(min=1, max=5000))
+    subject = PlainText(required=True, validate=validate.Length(min=1, max=200))
+    message = PlainText(required=True, validate=validate.Length(min=1, max=5000))
 
 
 class ContactMessageSchema(CamelSchema):
@@ -34,5 +34,5 @@ class SiteTextsSchema(CamelSchema):
 class SiteTextsInSchema(CamelSchema):
     """The texts to replace; one left out keeps its current value."""
 
-    about = fields.String(validate=SITE_TEXT)
-    contact = fields.String(validate=SITE_TEXT)
+    about = PlainText(validate=SITE_TEXT)
+    contact = PlainText(validate=SITE_TEXT)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from marshmallow import fields, validate
 
-from fantasize.schemas.base import CamelSchema, Id, StrictBoolean, UTCDateTime
+from fantasize.schemas.base import CamelSchema, Id, PlainText, SafeHtml, StrictBoolean, UTCDateTime
 
 NAME = validate.Length(min=1, max=100)  # the name columns are String(100)
 DESCRIPTION = validate.Length(max=5000)
@@ -80,19 +80,19 @@ class MaterialSchema(NamedResourceSchema):
 
 
 class CategoryInSchema(CamelSchema):
-    name = fields.String(required=True, validate=NAME)
-    description = fields.String(allow_none=True, validate=DESCRIPTION)
+    name = PlainText(required=True, validate=NAME)
+    description = SafeHtml(allow_none=True, validate=DESCRIPTION)
     image_id = Id(allow_none=True)
     is_active = StrictBoolean()
 
 
 class SubCategoryInSchema(CamelSchema):
-    name = fields.String(required=True, validate=NAME)
+    name = PlainText(required=True, validate=NAME)
 
 
 class NamedResourceInSchema(CamelSchema):
-    name = fields.String(required=True, validate=NAME)
-    description = fields.String(allow_none=True, validate=DESCRIPTION)
+    name = PlainText(required=True, validate=NAME)
+    description = SafeHtml(allow_none=True, validate=DESCRIPTION)
 
 
 class BrandInSchema(NamedResourceInSchema):

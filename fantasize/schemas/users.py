@@ -8,7 +8,7 @@ from marshmallow import ValidationError, fields, validate
 
 from fantasize.models.base import utcnow
 from fantasize.models.users import GENDERS, ROLES
-from fantasize.schemas.base import CamelSchema, PageQuery, StrictBoolean, UTCDateTime
+from fantasize.schemas.base import CamelSchema, PageQuery, PlainText, StrictBoolean, UTCDateTime
 
 PASSWORD_LENGTH = validate.Length(min=8, max=128)
 
@@ -28,7 +28,7 @@ def _not_in_future(value: date) -> None:
 class ProfileSchema(CamelSchema):
     """What a user may change about themself (`PATCH /users/me`, loaded partially)."""
 
-    username = fields.String(required=True, validate=validate.Length(min=1, max=50))
+    username = PlainText(required=True, validate=validate.Length(min=1, max=50))
     phone = fields.String(
         allow_none=True,
         validate=[

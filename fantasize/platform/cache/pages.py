@@ -1,0 +1,161 @@
+"""Serving cached pages: the key, what is stored of a response, and the guard that computes a missing page once.
+
+Only what is the same for every caller is cached: GET (and HEAD) reads of views that declare `cache=`, with a
+200, for anonymous callers and signed-in customers; administrators may see inactive items, so their reads
+neither come from the cache nor go into it. Errors are never stored.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+import time
+from collections.abc import Callable, Sequence
+from urllib.parse import urlencode
+
+from flask import Flask, Response, current_app, g, request
+from sqlalchemy import Connection, func, select
+from sqlalchemy.orm import Session
+
+from fantasize.api.auth import current_user
+from fantasize.api.render import iso_now
+from fantasize.extensions import db
+from fantasize.models import Offer
+from fantasize.models.base import utcnow
+from fantasize.platform.cache.domains import TTL_SETTINGS
+from fantasize.platform.cache.store import PageStore
+
+EXTENSION = "fantasize.cache"
+HEADER = "X-Cache"
+OFFER_CHANGE = "offers-change"  # the mark holding when an offer next starts or ends
+# What a page needs besides its body; the rest (request id, version, rate limits...) is added per request.
+KEPT_HEADERS = ("Content-Type", "X-Total-Count", "Link")
+FIRST_POLL_SECONDS = 0.01
+MAX_POLL_SECONDS = 0.1
+
+
+def page_store(app: Flask | None = None) -> PageStore | None:
+    return (app or current_app).extensions.get(EXTENSION)
+
+
+def page_key(generations: Sequence[int]) -> str:
+    """Version + path + the query sorted by name and value + the generations the page is computed under."""
+    query = urlencode(sorted(request.args.items(multi=True)))
+    parts = (g.get("api_version") or "", request.path, query, ".".join(map(str, generations)))
+    return hashlib.sha256("\n".join(parts).encode()).hexdigest()
+
+
+def _cacheable() -> bool:
+    if request.method not in ("GET", "HEAD") or not current_app.config["CACHE_ENABLED"]:
+        return False
+    viewer = current_user()
+    return viewer is None or not viewer.is_admin
+
+
+def _encode(response: Response) -> bytes:
+    # Links are stored without the scheme and host, so a page cached through one host name is right for another.
+    headers = {name: response.headers[name] for name in KEPT_HEADERS if name in response.headers}
+    if "Link" in headers:
+        headers["Link"] = headers["Link"].replace(f"<{request.host_url}", "</")
+    head = {"headers": headers, "envelope": g.get("api_version") == "v2"}
+    return json.dumps(head).encode() + b"\n" + response.get_data()
+
+
+def _decode(value: bytes) -> Response:
+    raw_head, _, body = value.partition(b"\n")
+    head = json.loads(raw_head)
+    headers = head["headers"]
+    if "Link" in headers:
+        headers["Link"] = headers["Link"].replace("</", f"<{request.host_url}")
+    if head["envelope"]:
+        # The envelope's meta names this request, not the one that filled the cache.
+        payload = json.loads(body)
+        payload["meta"].update(requestId=g.get("request_id"), timestamp=iso_now())
+        response = current_app.json.response(payload)
+        response.headers.update({k: v for k, v in headers.items() if k != "Content-Type"})
+        return response
+    return current_app.response_class(body, status=200, headers=headers)
+
+
+def offer_change_mark(executor: Session | Connection) -> bytes:
+    """When an offer next starts or ends (epoch seconds; b"none": no offer will), as `executor` sees it now.
+
+    Prices change then without any write, so no page showing offers may be kept past that moment.
+    """
+    now = utcnow()
+    starts = select(func.min(Offer.valid_from)).where(Offer.is_active.is_(True), Offer.valid_from > now)
+    ends = select(func.min(Offer.valid_to)).where(Offer.is_active.is_(True), Offer.valid_to > now)
+    moments = executor.execute(select(starts.scalar_subquery(), ends.scalar_subquery())).one()
+    change = min((moment for moment in moments if moment is not None), default=None)
+    return b"none" if change is None else repr(change.timestamp()).encode()
+
+
+def _offer_change(store: PageStore, mark: bytes | None) -> float | None:
+    # Writers of offers share the moment when they commit; a reader recomputes it only when it is unknown
+    # (an empty cache) or has passed, and shares it unless someone changed it meanwhile.
+    if mark is not None and (mark == b"none" or float(mark) > time.time()):
+        return None if mark == b"none" else float(mark)
+    fresh = offer_change_mark(db.session)
+    store.replace_mark(OFFER_CHANGE, mark, fresh)
+    return None if fresh == b"none" else float(fresh)
+
+
+def _ttl(domains: Sequence[str], store: PageStore, mark: bytes | None) -> int:
+    ttl = current_app.config[TTL_SETTINGS[domains[0]]]
+    if "offers" in domains:
+        change = _offer_change(store, mark)
+        if change is not None:
+            ttl = min(ttl, max(1, math.ceil(change - time.time())))
+    return ttl
+
+
+def _marked(response: Response, state: str) -> Response:
+    response.headers[HEADER] = state
+    return response
+
+
+def _wait_for(store: PageStore, key: str) -> tuple[bytes | None, str | None]:
+    """Poll briefly while another request computes the page: its page, or the lock when that request failed
+    and let go, or neither when it takes too long (this request then computes on its own)."""
+    deadline = time.monotonic() + current_app.config["CACHE_LOCK_WAIT_MS"] / 1000
+    pause = FIRST_POLL_SECONDS
+    while time.monotonic() < deadline and store.available:
+        time.sleep(pause)
+        pause = min(pause * 1.5, MAX_POLL_SECONDS)
+        stored = store.get(key)
+        if stored is not None:
+            return stored, None
+        token = store.lock(key, current_app.config["CACHE_LOCK_MS"])
+        if token is not None:
+            return store.get(key), token
+    return None, None
+
+
+def serve(domains: Sequence[str], compute: Callable[[], Response]) -> Response:
+    """The page from the cache (X-Cache: HIT), or computed, stored and marked MISS; uncacheable calls pass by."""
+    store = page_store()
+    if store is None or not _cacheable():
+        return compute()
+    read = store.generations(domains, OFFER_CHANGE if "offers" in domains else None)
+    if read is None:  # the cache is unreachable: the database answers
+        return _marked(compute(), "MISS")
+    generations, mark = read
+    key = page_key(generations)
+    stored, token = store.get(key), None
+    if stored is None:
+        token = store.lock(key, current_app.config["CACHE_LOCK_MS"])
+        if token is not None:
+            stored = store.get(key)  # stored by the previous holder between our read and our lock
+        elif store.available:
+            stored, token = _wait_for(store, key)
+    try:
+        if stored is not None:
+            return _marked(_decode(stored), "HIT")
+        response = compute()
+        if response.status_code == 200:
+            store.put(key, _encode(response), _ttl(domains, store, mark))
+        return _marked(response, "MISS")
+    finally:
+        if token is not None:
+            store.unlock(key, token)

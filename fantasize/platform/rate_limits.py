@@ -1,0 +1,288 @@
+"""Rate limits (API.md "Rate limits"): Flask-Limiter on Redis, shared by every instance, memory when embedded.
+
+Tiers, each from config.py:
+- general, on every route, counted per route (all versions of a route share one counter): a signed-in user by
+  user id gets RATE_LIMIT_MAX_REQUESTS x RATE_LIMIT_AUTH_MULTIPLIER per RATE_LIMIT_WINDOW_MS, anyone else by IP
+  gets RATE_LIMIT_MAX_REQUESTS;
+- auth (per IP), admin, upload and order (per user): one budget per client for all the routes of the tier;
+- password-email: forgot-password also per email address, whichever IP asks.
+Admin routes are the views whose `@endpoint` declares auth="admin"; the others are named in TIERS. Both are
+read when the app is built, which is why `init_app` runs after the API is registered (also so that a 429 comes
+after version resolution and carries API-Version).
+
+Limits run before the view authenticates, so the client key decodes the bearer token itself (HS256 signature and
+expiry, no database); a bad token is simply an anonymous client. When Redis fails, Flask-Limiter counts in this
+process's memory until a ping succeeds again (it retries after 1, 2, 4 ... 32 seconds, then from 1 again).
+
+One Limiter per app, kept in app.extensions: Flask-Limiter keeps its storage and settings on the instance, so a
+module-level object would be shared by every app a process builds (the test suite builds many, some side by side).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import ipaddress
+import logging
+import math
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from functools import partial
+
+import jwt
+from flask import Flask, Response, current_app, request
+from flask_limiter import Limit, Limiter, RateLimitExceeded, RequestLimit
+from limits import parse_many
+from redis.backoff import NoBackoff
+from redis.retry import Retry
+from werkzeug.exceptions import HTTPException
+
+from fantasize.api import MOUNTS
+from fantasize.api.auth import bearer_token
+from fantasize.api.errors import error_response
+from fantasize.errors import Unauthorized
+from fantasize.services.accounts import normalise_email
+from fantasize.services.tokens import ALGORITHM
+
+log = logging.getLogger("fantasize.rate_limits")
+
+EXTENSION = "fantasize.rate_limits"
+# A probe or a scrape must never be told to back off; the docs page itself stays under the general limit.
+EXEMPT_PATHS = ("/health", "/metrics", "/api/docs/static")
+FORGOT_PASSWORD = "POST /auth/password/forgot"
+_MOUNT_PREFIXES = dict(MOUNTS)
+_UNSET = object()
+_USER_ID = "fantasize.rate_limits.user_id"
+
+
+# Who is asking
+
+
+def signed_in_user_id() -> int | None:
+    """The user id of a valid access token in this request, without touching the database; None otherwise."""
+    # Kept in the WSGI environ, which lives exactly as long as the request (an app context, and `g`, may outlive it).
+    cached = request.environ.get(_USER_ID, _UNSET)
+    if cached is _UNSET:
+        cached = request.environ[_USER_ID] = _user_id_from_token()
+    return cached
+
+
+def _user_id_from_token() -> int | None:
+    try:
+        token = bearer_token()
+        if token is None:
+            return None
+        claims = jwt.decode(token, current_app.config["JWT_SECRET"], algorithms=[ALGORITHM],
+                            options={"require": ["sub", "exp"]})
+    except (Unauthorized, jwt.PyJWTError):
+        return None
+    subject = claims["sub"]
+    # A reset token is signed with the same key but is no proof of a session.
+    if claims.get("purpose", "access") != "access" or not isinstance(subject, str) or not subject.isdecimal():
+        return None
+    return int(subject)
+
+
+def client_address() -> str:
+    """The client's address (after ProxyFix); IPv6 clients by their /64, the block one subscriber usually holds."""
+    try:
+        address = ipaddress.ip_address(request.remote_addr or "")
+    except ValueError:
+        return request.remote_addr or "unknown"
+    if isinstance(address, ipaddress.IPv6Address):
+        if address.ipv4_mapped is not None:
+            return str(address.ipv4_mapped)
+        return str(ipaddress.IPv6Network((address, 64), strict=False))
+    return str(address)
+
+
+def ip_key() -> str:
+    return f"ip:{client_address()}"
+
+
+def client_key() -> str:
+    user_id = signed_in_user_id()
+    return f"user:{user_id}" if user_id is not None else ip_key()
+
+
+def requested_email() -> str | None:
+    """The normalised `email` of a JSON body, or None; a malformed or oversized body is the view's to reject."""
+    try:
+        body = request.get_json(silent=True)
+    except HTTPException:
+        return None
+    email = body.get("email") if isinstance(body, dict) else None
+    if not isinstance(email, str) or not email.strip():
+        return None
+    return normalise_email(email)
+
+
+def email_key() -> str:
+    # Hashed: limiter keys live in Redis and in logs, addresses should not.
+    return "email:" + hashlib.sha256((requested_email() or "").encode()).hexdigest()
+
+
+@dataclass(frozen=True)
+class Tier:
+    setting: str  # the config key of its limit string
+    key: Callable[[], str]
+    routes: tuple[str, ...] = ()  # method and path without the version prefix, as API.md names them
+    admin_routes: bool = False  # also every view declared with auth="admin"
+    needs_email: bool = False
+
+
+TIERS = {
+    "auth": Tier("RATE_LIMIT_AUTH", ip_key, ("POST /auth/login", "POST /auth/register", FORGOT_PASSWORD,
+                                             "POST /auth/password/reset")),
+    "admin": Tier("RATE_LIMIT_ADMIN", client_key, admin_routes=True),
+    "upload": Tier("RATE_LIMIT_UPLOAD", client_key, ("POST /uploads",)),
+    "order": Tier("RATE_LIMIT_ORDER", client_key, ("POST /orders",)),
+    "password-email": Tier("RATE_LIMIT_PASSWORD_RESET_PER_EMAIL", email_key, (FORGOT_PASSWORD,), needs_email=True),
+}
+
+
+# The limits
+
+
+def window(milliseconds: int) -> str:
+    """RATE_LIMIT_WINDOW_MS as a limit string's period: 900000 -> "15 minute"."""
+    seconds = max(1, math.ceil(milliseconds / 1000))
+    for unit, size in (("hour", 3600), ("minute", 60)):
+        if seconds % size == 0:
+            return f"{seconds // size} {unit}"
+    return f"{seconds} second"
+
+
+def route_name(endpoint: str) -> str:
+    """The endpoint without its version mount: v1.orders.place_order and api.orders.place_order are one route."""
+    mount, _, name = endpoint.partition(".")
+    return name if mount in _MOUNT_PREFIXES and name else endpoint
+
+
+def route_tiers(app: Flask) -> dict[tuple[str, str], frozenset[str]]:
+    """(endpoint, method) -> the tiers that route belongs to, for every versioned route in at least one tier."""
+    table: dict[tuple[str, str], frozenset[str]] = {}
+    unmatched = {route for tier in TIERS.values() for route in tier.routes}
+    for rule in app.url_map.iter_rules():
+        prefix = _MOUNT_PREFIXES.get(rule.endpoint.partition(".")[0])
+        if prefix is None or not rule.rule.startswith(prefix):
+            continue
+        spec = getattr(app.view_functions[rule.endpoint], "endpoint_spec", None)
+        admin_only = spec is not None and spec.auth == "admin"
+        for method in rule.methods - {"OPTIONS"}:  # HEAD runs the GET view: it counts like GET
+            route = f"{method} {rule.rule[len(prefix):]}"
+            tiers = frozenset(name for name, tier in TIERS.items()
+                              if route in tier.routes or (tier.admin_routes and admin_only))
+            if tiers:
+                table[(rule.endpoint, method)] = tiers
+                unmatched.discard(route)
+    if unmatched:  # a renamed route must not silently lose its limit
+        raise RuntimeError(f"rate-limit tiers name routes no view serves: {', '.join(sorted(unmatched))}")
+    return table
+
+
+def _check_settings(config: dict) -> None:
+    """Bad limits stop the app at start-up; at request time Flask-Limiter would take them for a storage failure."""
+    for name in ("RATE_LIMIT_WINDOW_MS", "RATE_LIMIT_MAX_REQUESTS", "RATE_LIMIT_AUTH_MULTIPLIER"):
+        if int(config[name]) < 1:
+            raise ValueError(f"{name} must be at least 1")
+    for tier in TIERS.values():
+        try:
+            parse_many(config[tier.setting])
+        except ValueError:
+            raise ValueError(f"{tier.setting}={config[tier.setting]!r} is not a limit such as '10 per hour'") from None
+
+
+def default_limits(app: Flask) -> list[Limit]:
+    config = app.config
+    _check_settings(config)
+    tiers_of = route_tiers(app)
+    period = window(config["RATE_LIMIT_WINDOW_MS"])
+    anonymous = int(config["RATE_LIMIT_MAX_REQUESTS"])
+    signed_in = anonymous * int(config["RATE_LIMIT_AUTH_MULTIPLIER"])
+
+    def general() -> str:
+        return f"{signed_in if signed_in_user_id() is not None else anonymous} per {period}"
+
+    def exempt_from(name: str, tier: Tier) -> Callable[[], bool]:
+        def exempt() -> bool:
+            if name not in tiers_of.get((request.endpoint, request.method), ()):
+                return True
+            return tier.needs_email and requested_email() is None  # no address: the view answers 400 or 422
+        return exempt
+
+    # shared=True keeps each scope exactly as given (a route name, a tier name), never the versioned endpoint.
+    return [
+        Limit(general, key_function=client_key, scope=route_name, shared=True),
+        *(Limit(config[tier.setting], key_function=tier.key, scope=name, shared=True,
+                exempt_when=exempt_from(name, tier)) for name, tier in TIERS.items()),
+    ]
+
+
+def storage_options(config: dict) -> dict:
+    """Redis fails fast (short timeouts, one reconnect instead of redis-py's ten backed-off retries); our prefix."""
+    if not config.get("REDIS_URL"):
+        return {}
+    timeout = config["RATE_LIMIT_REDIS_TIMEOUT_MS"] / 1000
+    return {"key_prefix": config["RATE_LIMIT_KEY_PREFIX"], "socket_timeout": timeout,
+            "socket_connect_timeout": timeout, "retry": Retry(NoBackoff(), 1)}
+
+
+def exempt_request() -> bool:
+    # OPTIONS runs no view (Flask answers it, or the CORS hook a preflight), so there is nothing to protect.
+    path = request.path
+    return request.method == "OPTIONS" or any(path == p or path.startswith(p + "/") for p in EXEMPT_PATHS)
+
+
+# Responses
+
+
+def shown_limit(limits: list[RequestLimit]) -> RequestLimit:
+    """The limit the headers describe: the one broken, else the one with the fewest requests left."""
+    return next((limit for limit in limits if limit.breached), None) or min(limits, key=lambda li: li.remaining)
+
+
+def add_headers(limiter: Limiter, response: Response) -> Response:
+    # Our own headers, not Flask-Limiter's: it would describe the first unshared limit rather than the strictest
+    # one, and send Retry-After on every response instead of on 429s only.
+    limits = limiter.current_limits
+    if not limits:
+        return response
+    try:
+        shown = shown_limit(limits)
+        reset_time, remaining = shown.window
+    except Exception:  # the storage went away since the check; the next request finds out and falls back
+        log.warning("rate-limit headers skipped: storage unavailable", exc_info=True)
+        return response
+    response.headers["X-RateLimit-Limit"] = str(shown.limit.amount)
+    response.headers["X-RateLimit-Remaining"] = str(remaining)
+    response.headers["X-RateLimit-Reset"] = str(math.ceil(reset_time))  # Unix seconds
+    if response.status_code == 429:
+        response.headers["Retry-After"] = str(max(1, math.ceil(reset_time - time.time())))
+    return response
+
+
+def too_many_requests(exc: RateLimitExceeded) -> Response:
+    return error_response(429, "RATE_LIMITED", f"Too many requests (limit: {exc.limit.limit}); try again later")
+
+
+def init_app(app: Flask) -> None:
+    """Limit this app's routes; call after the API is registered (the tiers are read from its views)."""
+    config = app.config
+    if not config["RATELIMIT_ENABLED"]:
+        return
+    redis_url = config.get("REDIS_URL")
+    limiter = Limiter(
+        key_func=client_key,
+        default_limits=default_limits(app),
+        storage_uri=redis_url or "memory://",
+        storage_options=storage_options(config),
+        # With no fallback limits of its own, memory applies the same limits while Redis is down.
+        in_memory_fallback_enabled=bool(redis_url),
+        headers_enabled=False,  # see add_headers
+    )
+    limiter.request_filter(exempt_request)
+    limiter.init_app(app)
+    app.extensions[EXTENSION] = limiter
+    app.after_request(partial(add_headers, limiter))
+    app.register_error_handler(RateLimitExceeded, too_many_requests)

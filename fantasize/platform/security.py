@@ -1,0 +1,165 @@
+"""Security at the edge: the headers on every response (Flask-Talisman) and CORS for the origins in CORS_ORIGIN.
+
+Every response gets a Content-Security-Policy, X-Content-Type-Options: nosniff, X-Frame-Options: DENY and a
+Referrer-Policy; with FORCE_HTTPS, plain-HTTP requests are redirected and HTTPS responses carry
+Strict-Transport-Security. JSON needs no policy beyond "load nothing, be framed by nobody"; pages that load
+scripts (Swagger UI at /api/docs) name their own policy in PAGE_POLICIES.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import urlsplit
+
+from flask import Flask, Response, current_app, request
+from flask_talisman import DENY, Talisman
+from werkzeug.routing import IntegerConverter
+
+EXTENSION = "fantasize.security"
+
+# A JSON (or file) response loads nothing; opened as a document it runs sandboxed, without scripts or forms.
+API_POLICY = {
+    "default-src": "'none'",
+    "frame-ancestors": "'none'",
+    "base-uri": "'none'",
+    "form-action": "'none'",
+    "sandbox": "",
+}
+# Swagger UI, served from this process: its scripts, styles and the OpenAPI document (and "Try it out" calls)
+# come from here; its icons are inline SVG data URLs.
+DOCS_POLICY = {
+    "default-src": "'none'",
+    "script-src": "'self'",
+    "style-src": "'self'",
+    "img-src": "'self' data:",
+    "connect-src": "'self'",
+    "frame-ancestors": "'none'",
+    "base-uri": "'none'",
+    "form-action": "'none'",
+}
+# Endpoint name -> policy, for the pages that need more than API_POLICY.
+PAGE_POLICIES: dict[str, dict[str, str]] = {"docs.index": DOCS_POLICY}
+# Probes and scrapers call the instance itself over plain HTTP; a redirect to HTTPS would only fail them.
+HTTPS_EXEMPT_PATHS = ("/health", "/metrics")
+REFERRER_POLICY = "no-referrer"
+
+CORS_ALLOW_HEADERS = ("Authorization", "Content-Type", "API-Version", "Idempotency-Key", "X-Request-ID")
+CORS_EXPOSE_HEADERS = (
+    "X-Request-ID", "X-Total-Count", "Link", "API-Version", "X-RateLimit-Limit", "X-RateLimit-Remaining",
+    "X-RateLimit-Reset", "Retry-After", "X-Cache", "Idempotent-Replayed", "Deprecation", "Sunset", "Warning",
+)
+CORS_MAX_AGE_SECONDS = 600
+
+
+class SecurityHeaders(Talisman):
+    """Talisman, with the policy of PAGE_POLICIES for their pages and no HTTPS redirect for HTTPS_EXEMPT_PATHS.
+
+    Talisman's own per-view options live on the view function, which every app in the process shares and which
+    Talisman fills in with the first app's settings; looking pages up by endpoint keeps each app's settings its own.
+    """
+
+    def _get_local_options(self) -> dict[str, Any]:
+        options = dict(super()._get_local_options())
+        policy = PAGE_POLICIES.get(request.endpoint or "")
+        if policy is not None:
+            options["content_security_policy"] = policy
+        if request.path.startswith(HTTPS_EXEMPT_PATHS):
+            options["force_https"] = False
+        return options
+
+
+class DatabaseIntegerConverter(IntegerConverter):
+    """`<int:...>` in a route, up to the largest id a database column holds: a bigger number is an unknown
+    route (404), not an overflow in the database driver."""
+
+    def __init__(self, map, *args, max: int | None = None, **kwargs) -> None:
+        super().__init__(map, *args, max=(2**63 - 1) if max is None else max, **kwargs)
+
+
+@dataclass(frozen=True)
+class CorsOrigins:
+    """The origins that may call the API from a browser: exact `scheme://host[:port]` matches, or any ("*")."""
+
+    origins: frozenset[str] = frozenset()
+    any_origin: bool = False
+
+    def allows(self, origin: str | None) -> bool:
+        return bool(origin) and (self.any_origin or origin in self.origins)
+
+
+def parse_cors_origins(raw: str) -> CorsOrigins:
+    """CORS_ORIGIN: comma-separated origins, or "*". A malformed entry raises ValueError, so the app won't start."""
+    origins = set()
+    for entry in (part.strip() for part in raw.split(",")):
+        if not entry:
+            continue
+        if entry == "*":
+            return CorsOrigins(any_origin=True)
+        parts = urlsplit(entry.rstrip("/"))
+        try:
+            number = parts.port
+        except ValueError:
+            number = -1
+        if parts.scheme not in ("http", "https") or not parts.hostname or parts.path or parts.query or parts.fragment \
+                or parts.username or parts.password or number == -1:
+            raise ValueError(f"CORS_ORIGIN entry {entry!r} is not an origin such as https://shop.example.com")
+        # Browsers send the origin serialised in lower case, with the port only when it is not the default.
+        host = f"[{parts.hostname}]" if ":" in parts.hostname else parts.hostname
+        port = f":{number}" if number and number != {"http": 80, "https": 443}[parts.scheme] else ""
+        origins.add(f"{parts.scheme}://{host}{port}")
+    return CorsOrigins(frozenset(origins))
+
+
+def cors_origins(app: Flask) -> CorsOrigins:
+    """The app's parsed CORS_ORIGIN (for HTTP here, and for Socket.IO's allowed origins)."""
+    return app.extensions[EXTENSION]
+
+
+def _answer_preflight() -> Response | None:
+    """A CORS preflight to a known route gets 204 here, before authentication, rate limits or caching look at it;
+    the allow headers are added only for an allowed origin (see _add_cors_headers)."""
+    if request.method != "OPTIONS" or "Access-Control-Request-Method" not in request.headers:
+        return None
+    if request.url_rule is None:
+        return None  # an unknown route stays a 404
+    response = current_app.make_default_options_response()
+    response.status_code = 204
+    del response.headers["Content-Type"]  # no body, so no type
+    if cors_origins(current_app).allows(request.headers.get("Origin")):
+        response.headers["Access-Control-Allow-Methods"] = response.headers["Allow"]
+        response.headers["Access-Control-Allow-Headers"] = ", ".join(CORS_ALLOW_HEADERS)
+        response.headers["Access-Control-Max-Age"] = str(CORS_MAX_AGE_SECONDS)
+    return response
+
+
+def _add_cors_headers(response: Response) -> Response:
+    allowed = cors_origins(current_app)
+    if allowed.origins:
+        response.vary.add("Origin")  # the answer differs by origin, so shared caches must keep them apart
+    origin = request.headers.get("Origin")
+    if allowed.allows(origin):
+        response.headers["Access-Control-Allow-Origin"] = "*" if allowed.any_origin else origin
+        response.headers["Access-Control-Expose-Headers"] = ", ".join(CORS_EXPOSE_HEADERS)
+    return response
+
+
+def init_app(app: Flask) -> None:
+    """Call before any route is added: the bounded `int` converter applies to the rules added after it."""
+    app.url_map.converters["int"] = DatabaseIntegerConverter
+    force_https = app.config["FORCE_HTTPS"]
+    # One Talisman per app, not an unbound one in extensions.py: Talisman keeps its settings (and the app) on
+    # itself, so a shared instance would give every app the settings of the last one bound.
+    app.extensions["talisman"] = SecurityHeaders(
+        app,
+        force_https=force_https,
+        strict_transport_security=force_https,
+        session_cookie_secure=force_https,
+        frame_options=DENY,
+        content_security_policy=API_POLICY,
+        referrer_policy=REFERRER_POLICY,
+        x_content_type_options=True,
+    )
+    app.extensions[EXTENSION] = parse_cors_origins(app.config.get("CORS_ORIGIN") or "")
+    app.before_request(_answer_preflight)
+    app.after_request(_add_cors_headers)

@@ -1,0 +1,538 @@
+"""The page cache (API.md "Caching") on a real Redis: hits and misses, keys, invalidation by every kind of write,
+who is served from the cache, the stampede guard, a Redis outage and the `flask cache` commands.
+
+Each test's app gets its own key prefix in the shared test Redis database and deletes only its own keys.
+"""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+import threading
+import time
+from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+from uuid import uuid4
+
+import pytest
+from flask import Flask
+from redis import Redis
+from redis.exceptions import RedisError
+
+from config import TestingConfig
+from fantasize.api.endpoint import endpoint
+from fantasize.models.base import utcnow
+from tests.factories import PASSWORD, Factory
+from tests.live_server import free_port
+
+API_KEY = "inventory-key-0123456789"
+CATALOGUE_PATHS = ("/products", "/packages", "/categories", "/brands", "/materials", "/offers", "/customizations",
+                   "/home", "/explore", "/search?q=thing")
+
+
+def redis_or_skip(url: str) -> Redis:
+    client = Redis.from_url(url, socket_connect_timeout=1)
+    try:
+        client.ping()
+    except RedisError as exc:
+        if TestingConfig.REQUIRE_SERVICES:
+            pytest.fail(f"Redis is not reachable at {url}: {exc}")
+        pytest.skip(f"Redis is not reachable at {url}: {exc}")
+    return client
+
+
+def delete_prefix(client: Redis, prefix: str) -> None:
+    keys = list(client.scan_iter(match=f"{prefix}*", count=1000))
+    if keys:
+        client.delete(*keys)
+
+
+@pytest.fixture
+def redis_settings() -> Iterator[dict[str, str]]:
+    """REDIS_URL and a key prefix of this test's own in the test Redis database."""
+    client = redis_or_skip(TestingConfig.TEST_REDIS_URL)
+    prefix = f"test:{uuid4().hex}:"
+    yield {"REDIS_URL": TestingConfig.TEST_REDIS_URL, "CACHE_KEY_PREFIX": prefix}
+    delete_prefix(client, prefix)
+
+
+@pytest.fixture
+def app(make_app, redis_settings) -> Iterator[Flask]:
+    application = make_app(API_KEYS=API_KEY, **redis_settings)
+    with application.app_context():
+        yield application
+
+
+def get(client, path: str, **kwargs: Any):
+    response = client.get(path, **kwargs)
+    assert response.status_code == 200, response.get_json()
+    return response
+
+
+def states(client, paths: list[str], **kwargs: Any) -> list[str | None]:
+    return [client.get(path, **kwargs).headers.get("X-Cache") for path in paths]
+
+
+def test_a_catalogue_read_is_a_miss_and_then_a_hit_with_the_same_answer(client, factory):
+    factory.product(name="Amber Necklace")
+
+    first = get(client, "/api/v1/products")
+    second = get(client, "/api/v1/products")
+
+    assert first.headers["X-Cache"] == "MISS" and second.headers["X-Cache"] == "HIT"
+    assert second.get_json() == first.get_json()
+    assert second.headers["X-Total-Count"] == "1"
+    assert second.headers["Content-Type"] == "application/json"
+    assert second.headers["API-Version"] == "v1"
+
+
+def test_every_public_catalogue_read_is_cached(client, factory):
+    product = factory.product(name="Thing One")
+    package = factory.package(products=[(product, 1)])
+    paths = [f"/api/v1{path}" for path in CATALOGUE_PATHS] + [
+        f"/api/v1/products/{product.id}", f"/api/v1/packages/{package.id}",
+        f"/api/v1/categories/{product.sub_category.category_id}", f"/api/v1/offers/{factory.offer().id}",
+        f"/api/v1/products/{product.id}/reviews", f"/api/v1/packages/{package.id}/reviews",
+    ]
+
+    assert states(client, paths) == ["MISS"] * len(paths)
+    assert states(client, paths) == ["HIT"] * len(paths)
+
+
+def test_the_key_covers_version_path_and_the_sorted_query(client, factory):
+    factory.product()
+
+    assert states(client, ["/api/v1/products", "/api/v2/products", "/api/v1/products"]) == ["MISS", "MISS", "HIT"]
+    assert states(client, ["/api/v1/products?page=1&limit=5", "/api/v1/products?limit=5&page=1"]) == ["MISS", "HIT"]
+    assert states(client, ["/api/v1/products?limit=6"]) == ["MISS"]
+    # Unversioned paths speak the version the request asks for, and are keyed by it.
+    assert states(client, ["/api/products"]) == ["MISS"]
+    v2 = client.get("/api/products", headers={"API-Version": "2"})
+    assert v2.headers["X-Cache"] == "MISS" and v2.get_json()["success"] is True
+
+
+def test_a_cached_v2_page_names_the_request_that_reads_it(client, factory):
+    factory.product()
+    get(client, "/api/v2/products")
+
+    hit = get(client, "/api/v2/products", headers={"X-Request-ID": "second-request"})
+
+    assert hit.headers["X-Cache"] == "HIT"
+    assert hit.get_json()["meta"]["requestId"] == "second-request" == hit.headers["X-Request-ID"]
+    assert hit.get_json()["meta"]["pagination"]["total"] == 1
+
+
+def test_cached_page_links_follow_the_host_of_the_request(client, factory):
+    for _ in range(3):
+        factory.product()
+    get(client, "/api/v1/products?limit=1", base_url="http://shop.example")
+
+    hit = get(client, "/api/v1/products?limit=1", base_url="http://other.example")
+
+    assert hit.headers["X-Cache"] == "HIT"
+    assert hit.headers["Link"].startswith("<http://other.example/api/v1/products?")
+    assert "shop.example" not in hit.headers["Link"]
+
+
+def test_a_product_change_shows_at_once_on_every_cached_page_that_shows_it(client, factory):
+    admin = factory.headers(factory.admin())
+    product = factory.product(name="Amber Necklace")
+    package = factory.package(products=[(product, 1)])
+    pages = ["/api/v1/products", f"/api/v1/products/{product.id}", f"/api/v1/packages/{package.id}",
+             "/api/v1/search?q=amber", "/api/v1/home", "/api/v2/products"]
+    states(client, pages)
+    assert states(client, pages) == ["HIT"] * len(pages)
+
+    renamed = client.patch(f"/api/v1/products/{product.id}", json={"name": "Amber Pendant"}, headers=admin)
+    assert renamed.status_code == 200
+
+    responses = [get(client, page) for page in pages]
+    assert [r.headers["X-Cache"] for r in responses] == ["MISS"] * len(pages)
+    assert all("Amber Pendant" in r.get_data(as_text=True) for r in responses)
+    assert not any("Amber Necklace" in r.get_data(as_text=True) for r in responses)
+
+
+def test_an_offer_change_reaches_the_product_and_package_pages(client, factory):
+    admin = factory.headers(factory.admin())
+    offer = factory.offer(discount_percent=10)
+    product = factory.product(price=100, offer=offer)
+    package = factory.package(products=[(product, 1)], price=200, offer=offer)
+    product_page, package_page = f"/api/v1/products/{product.id}", f"/api/v1/packages/{package.id}"
+    assert get(client, product_page).get_json()["discountPrice"] == "90.00"
+    get(client, package_page)
+
+    assert client.patch(f"/api/v1/offers/{offer.id}", json={"discountPercent": 50}, headers=admin).status_code == 200
+
+    assert get(client, product_page).get_json()["discountPrice"] == "50.00"
+    assert get(client, package_page).get_json()["discountPrice"] == "100.00"
+
+
+def test_a_review_changes_the_cached_rating_and_review_list(client, factory):
+    customer = factory.headers(factory.user())
+    product = factory.product()
+    page, reviews = f"/api/v2/products/{product.id}", f"/api/v1/products/{product.id}/reviews"
+    get(client, page)
+    assert get(client, reviews).get_json() == []
+
+    created = client.post(f"/api/v1/products/{product.id}/reviews", json={"rating": 4}, headers=customer)
+    assert created.status_code == 201
+
+    assert get(client, page).get_json()["data"]["rating"] == {"average": 4.0, "count": 1}
+    assert [review["rating"] for review in get(client, reviews).get_json()] == [4]
+
+
+def test_an_order_taking_stock_invalidates_the_stock_shown(client, factory):
+    customer = factory.headers(factory.user())
+    product = factory.product(quantity=10)
+    page = f"/api/v1/products/{product.id}"
+    get(client, page)
+    assert get(client, page).headers["X-Cache"] == "HIT"
+
+    order = client.post("/api/v1/orders", json={"items": [{"productId": product.id, "quantity": 3}]},
+                        headers=customer)
+    assert order.status_code == 201
+
+    after = get(client, page)
+    assert after.headers["X-Cache"] == "MISS" and after.get_json()["quantity"] == 7
+
+
+def test_a_refused_order_leaves_the_cache_alone(client, factory):
+    customer = factory.headers(factory.user())
+    product = factory.product(quantity=1)
+    page = f"/api/v1/products/{product.id}"
+    get(client, page)
+
+    refused = client.post("/api/v1/orders", json={"items": [{"productId": product.id, "quantity": 5}]},
+                          headers=customer)
+
+    assert refused.status_code == 409
+    assert get(client, page).headers["X-Cache"] == "HIT"
+
+
+def test_stock_changes_by_the_admin_and_the_inventory_integration_invalidate(client, factory):
+    admin = factory.headers(factory.admin())
+    product = factory.product(quantity=10)
+    page = f"/api/v1/products/{product.id}"
+    get(client, page)
+
+    moved = client.patch(f"{page}/stock", json={"delta": -4}, headers=admin)
+    assert moved.status_code == 200
+    assert get(client, page).get_json()["quantity"] == 6
+
+    synced = client.post("/api/v1/integrations/inventory", json={"items": [{"productId": product.id, "quantity": 42}]},
+                         headers={"X-API-Key": API_KEY})
+    assert synced.status_code == 200
+    assert get(client, page).get_json()["quantity"] == 42
+
+
+def test_taxonomy_and_customization_changes_reach_the_pages_that_show_them(client, factory):
+    admin = factory.headers(factory.admin())
+    product = factory.product()
+    customization = factory.customization()
+    page = f"/api/v1/products/{product.id}"
+    get(client, page)
+    get(client, "/api/v1/customizations")
+
+    client.patch(f"/api/v1/brands/{product.brand_id}", json={"name": "Renamed Brand"}, headers=admin)
+    client.patch(f"/api/v1/customizations/{customization.id}", json={"name": "Renamed Engraving"}, headers=admin)
+
+    assert get(client, page).get_json()["brand"]["name"] == "Renamed Brand"
+    assert get(client, "/api/v1/customizations").get_json()[0]["name"] == "Renamed Engraving"
+
+
+def test_a_sign_in_keeps_review_lists_but_a_username_change_reaches_them(client, factory):
+    author = factory.user(username="ada")
+    product = factory.product()
+    client.post(f"/api/v1/products/{product.id}/reviews", json={"rating": 5}, headers=factory.headers(author))
+    reviews = f"/api/v1/products/{product.id}/reviews"
+    get(client, reviews)
+
+    signed_in = client.post("/api/v1/auth/login", json={"email": author.email, "password": PASSWORD})
+    assert signed_in.status_code == 200, signed_in.get_json()
+    assert get(client, reviews).headers["X-Cache"] == "HIT"
+
+    author.username = "ada_l"
+    factory._save(author)
+    assert get(client, reviews).get_json()[0]["user"]["username"] == "ada_l"
+
+
+def test_an_administrator_is_never_served_from_or_stored_in_the_cache(client, factory):
+    admin = factory.headers(factory.admin())
+    factory.product(name="On Sale")
+    factory.product(name="Withdrawn", is_active=False)
+    anonymous = get(client, "/api/v1/products")
+    assert anonymous.headers["X-Cache"] == "MISS"
+
+    for _ in range(2):
+        seen = get(client, "/api/v1/products?includeInactive=true", headers=admin)
+        assert "X-Cache" not in seen.headers
+        assert {p["name"] for p in seen.get_json()} == {"On Sale", "Withdrawn"}
+        own = get(client, "/api/v1/products", headers=admin)
+        assert "X-Cache" not in own.headers
+
+    again = get(client, "/api/v1/products")
+    assert again.headers["X-Cache"] == "HIT" and [p["name"] for p in again.get_json()] == ["On Sale"]
+    assert client.get("/api/v1/products?includeInactive=true").status_code == 401
+
+
+def test_signed_in_customers_are_served_the_public_pages(client, factory):
+    customer = factory.headers(factory.user())
+    factory.product(name="On Sale")
+    factory.product(name="Withdrawn", is_active=False)
+    get(client, "/api/v1/products")
+
+    response = get(client, "/api/v1/products", headers=customer)
+
+    assert response.headers["X-Cache"] == "HIT"
+    assert [p["name"] for p in response.get_json()] == ["On Sale"]
+    assert client.get("/api/v1/products?includeInactive=true", headers=customer).status_code == 403
+    assert client.get("/api/v1/products", headers={"Authorization": "Bearer nonsense"}).status_code == 401
+
+
+def test_personal_routes_never_carry_x_cache(client, factory):
+    customer = factory.headers(factory.user())
+    for path in ("/api/v1/cart", "/api/v1/orders", "/api/v1/users/me", "/api/v1/users/me/favorites",
+                 "/api/v1/notifications", "/api/v1/users/me/addresses", "/api/v1/users/me/payment-methods"):
+        for _ in range(2):
+            response = client.get(path, headers=customer)
+            assert response.status_code == 200, path
+            assert "X-Cache" not in response.headers, path
+
+
+def test_errors_are_not_cached(client, factory):
+    product = factory.product(is_active=False)
+    assert client.get(f"/api/v1/products/{product.id}").status_code == 404
+
+    product.is_active = True
+    factory._save(product)
+
+    assert get(client, f"/api/v1/products/{product.id}").headers["X-Cache"] == "MISS"
+
+
+def test_pages_showing_offers_expire_when_an_offer_starts_or_ends(app, client, factory, redis_settings):
+    factory.offer(valid_from=utcnow() - timedelta(days=1), valid_to=utcnow() + timedelta(seconds=90))
+    factory.brand()
+    get(client, "/api/v1/products")
+    get(client, "/api/v1/brands")
+
+    redis = Redis.from_url(redis_settings["REDIS_URL"])
+    ttls = sorted(redis.ttl(key) for key in redis.scan_iter(match=f"{redis_settings['CACHE_KEY_PREFIX']}page:*"))
+    assert 0 < ttls[0] <= 90  # products show offers: gone when the offer ends
+    assert ttls[1] > 90 and ttls[1] <= app.config["CACHE_TTL_CATEGORIES"]  # brands do not
+
+
+def counted_view(app: Flask, fail_first: bool = False, seconds: float = 0.3) -> dict[str, int]:
+    """A cacheable test-only view at /api/v1/test/counted that counts its runs and takes `seconds`."""
+    runs = {"n": 0}
+    mutex = threading.Lock()
+
+    @endpoint("Counts its runs", cache=("products",))
+    def counted():
+        with mutex:
+            runs["n"] += 1
+            n = runs["n"]
+        time.sleep(seconds)
+        if fail_first and n == 1:
+            raise RuntimeError("the first computation fails")
+        return {"run": n}
+
+    app.add_url_rule("/api/v1/test/counted", "counted", counted)
+    return runs
+
+
+def all_at_once(calls: list[Callable[[], Any]]) -> list[Any]:
+    barrier = threading.Barrier(len(calls))
+
+    def run(call: Callable[[], Any]) -> Any:
+        barrier.wait()
+        return call()
+
+    with ThreadPoolExecutor(max_workers=len(calls)) as pool:
+        return list(pool.map(run, calls))
+
+
+@pytest.mark.parametrize("backend", ["postgresql"])
+def test_concurrent_misses_on_one_page_compute_it_once(make_app, redis_settings):
+    app = make_app(CACHE_LOCK_WAIT_MS=30_000, **redis_settings)
+    runs = counted_view(app)
+
+    responses = all_at_once([lambda: app.test_client().get("/api/v1/test/counted") for _ in range(8)])
+
+    assert [r.status_code for r in responses] == [200] * 8
+    assert runs["n"] == 1
+    assert {r.get_json()["run"] for r in responses} == {1}
+    assert sorted(r.headers["X-Cache"] for r in responses) == ["HIT"] * 7 + ["MISS"]
+
+
+@pytest.mark.parametrize("backend", ["postgresql"])
+def test_when_the_computing_request_fails_the_waiting_ones_still_get_an_answer(make_app, redis_settings):
+    app = make_app(CACHE_LOCK_WAIT_MS=30_000, **redis_settings)
+    runs = counted_view(app, fail_first=True)
+
+    responses = all_at_once([lambda: app.test_client().get("/api/v1/test/counted") for _ in range(8)])
+
+    assert sorted(r.status_code for r in responses) == [200] * 7 + [500]
+    assert runs["n"] == 2  # the failed run, then one waiter took the lock over; the rest were served its page
+    assert {r.get_json()["run"] for r in responses if r.status_code == 200} == {2}
+
+
+@pytest.mark.parametrize("backend", ["postgresql"])
+def test_a_lock_left_by_a_dead_request_expires(make_app, redis_settings):
+    app = make_app(CACHE_LOCK_MS=200, CACHE_LOCK_WAIT_MS=30_000, **redis_settings)
+    runs = counted_view(app, seconds=0)
+    client = app.test_client()
+    redis = Redis.from_url(redis_settings["REDIS_URL"])
+    client.get("/api/v1/test/counted")
+    page = next(redis.scan_iter(match=f"{redis_settings['CACHE_KEY_PREFIX']}page:*"))
+    lock = page.replace(b":page:", b":lock:")
+    redis.delete(page)
+    redis.set(lock, "held by a request that died", px=200)  # nobody will ever unlock it
+
+    response = client.get("/api/v1/test/counted")
+
+    assert response.status_code == 200 and runs["n"] == 2
+
+
+class PrivateRedis:
+    """A redis-server of this test's own on a free port, to stop and start at will; with `keep_in`, what it holds
+    survives a stop (an append-only file written on every command)."""
+
+    def __init__(self, keep_in: Path | None = None) -> None:
+        self.port = free_port()
+        self.url = f"redis://127.0.0.1:{self.port}/0"
+        self.keep_in = keep_in
+        self.process: subprocess.Popen | None = None
+
+    def start(self) -> PrivateRedis:
+        persistence = ["--appendonly", "no"]
+        if self.keep_in is not None:
+            persistence = ["--appendonly", "yes", "--appendfsync", "always", "--dir", str(self.keep_in)]
+        self.process = subprocess.Popen(
+            ["redis-server", "--port", str(self.port), "--bind", "127.0.0.1", "--save", "", "--daemonize", "no",
+             *persistence], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        )
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline:
+            try:
+                if Redis(port=self.port, socket_timeout=0.2).ping():
+                    return self
+            except RedisError:
+                time.sleep(0.05)
+        raise RuntimeError("redis-server did not start")
+
+    def stop(self) -> None:
+        if self.process and self.process.poll() is None:
+            self.process.kill()
+            self.process.wait()
+
+
+@pytest.fixture
+def private_redis(tmp_path) -> Iterator[PrivateRedis]:
+    if shutil.which("redis-server") is None:
+        pytest.skip("redis-server is not installed")
+    server = PrivateRedis(keep_in=tmp_path).start()
+    yield server
+    server.stop()
+
+
+def eventually_hit(client, path: str, seconds: float = 20) -> bool:
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        if client.get(path).headers.get("X-Cache") == "HIT":
+            return True
+        time.sleep(0.2)
+    return False
+
+
+@pytest.mark.parametrize("backend", ["postgresql"])
+def test_with_redis_stopped_reads_and_writes_keep_working_and_caching_resumes(make_app, private_redis):
+    app = make_app(REDIS_URL=private_redis.url, CACHE_BREAKER_SECONDS=1)
+    client = app.test_client()
+    with app.app_context():
+        factory = Factory(app)
+        admin = factory.headers(factory.admin())
+        page = f"/api/v1/products/{factory.product(quantity=100).id}"
+    get(client, page)
+    assert get(client, page).headers["X-Cache"] == "HIT"
+
+    private_redis.stop()
+    statuses = []
+    for n in range(200):
+        if n % 4 == 0:
+            response = client.patch(page, json={"description": f"Edition {n}"}, headers=admin)
+        else:
+            response = client.get(page if n % 2 else "/api/v2/products")
+        statuses.append(response.status_code)
+        if n % 4 == 0:
+            # Served by the database: each write shows on the next read, though Redis never heard of it.
+            assert get(client, page).get_json()["description"] == f"Edition {n}"
+    assert [s for s in statuses if s >= 500] == [] and set(statuses) == {200}
+
+    private_redis.start()
+    assert eventually_hit(client, page)
+    assert get(client, page).get_json()["description"] == "Edition 196"
+
+
+@pytest.mark.parametrize("backend", ["postgresql"])
+def test_a_write_redis_missed_is_invalidated_before_the_next_read_from_it(make_app, private_redis):
+    app = make_app(REDIS_URL=private_redis.url, CACHE_BREAKER_SECONDS=0)
+    client = app.test_client()
+    with app.app_context():
+        factory = Factory(app)
+        admin = factory.headers(factory.admin())
+        page = f"/api/v1/products/{factory.product(name='Before').id}"
+    get(client, page)
+
+    private_redis.stop()
+    assert client.patch(page, json={"name": "After"}, headers=admin).status_code == 200
+    private_redis.start()  # back with the old page and the old generations
+
+    assert get(client, page).get_json()["name"] == "After"
+
+
+def test_cache_warm_fills_the_catalogue_pages_and_clear_empties_them(app, client, factory, redis_settings):
+    factory.product()
+    redis = Redis.from_url(redis_settings["REDIS_URL"])
+    neighbour = f"{redis_settings['CACHE_KEY_PREFIX'][:-1]}-other:page:keep"
+    redis.set(neighbour, "not ours")
+    runner = app.test_cli_runner()
+
+    warmed = runner.invoke(args=["cache", "warm"])
+    assert warmed.exit_code == 0, warmed.output
+    assert "MISS /api/v1/products" in warmed.output and "MISS /api/v2/home" in warmed.output
+    assert states(client, ["/api/v1/products", "/api/v2/products", "/api/v1/home", "/api/v1/categories"]) == \
+        ["HIT"] * 4
+
+    cleared = runner.invoke(args=["cache", "clear"])
+    assert cleared.exit_code == 0, cleared.output
+    assert "stored pages deleted" in cleared.output
+    assert states(client, ["/api/v1/products", "/api/v2/home"]) == ["MISS", "MISS"]
+    assert redis.get(neighbour) == b"not ours"
+    redis.delete(neighbour)
+
+
+def test_flask_seed_invalidates_the_catalogue(app, client):
+    assert get(client, "/api/v1/products").get_json() == []
+
+    seeded = app.test_cli_runner().invoke(args=["seed"])
+    assert seeded.exit_code == 0, seeded.output
+
+    response = get(client, "/api/v1/products")
+    assert response.headers["X-Cache"] == "MISS" and int(response.headers["X-Total-Count"]) > 0
+
+
+def test_caching_can_be_switched_off(make_app, redis_settings):
+    app = make_app(CACHE_ENABLED=False, **redis_settings)
+    client = app.test_client()
+
+    assert [client.get("/api/v1/products").headers.get("X-Cache") for _ in range(2)] == [None, None]
+
+
+def test_a_cached_view_must_name_known_domains():
+    with pytest.raises(ValueError, match="unknown cache domains"):
+        endpoint("x", cache=("products", "nonsense"))
+    with pytest.raises(ValueError, match="first"):
+        endpoint("x", cache=("uploads",))

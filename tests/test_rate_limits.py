@@ -1,0 +1,368 @@
+"""Rate limits through HTTP: the tiers, who counts as one client, the headers, and Redis going away and coming back.
+
+Apps count on the tests' real Redis under a key prefix of their own (deleted afterwards). The limiter never touches
+the database, so these tests run on one backend: SQLite, and PostgreSQL for the Redis outage.
+"""
+
+from __future__ import annotations
+
+import io
+import subprocess
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from datetime import timedelta
+from pathlib import Path
+
+import jwt
+import pytest
+import redis
+from flask import Flask
+
+from config import TestingConfig
+from fantasize.models.base import utcnow
+from tests.factories import Factory
+from tests.live_server import free_port
+from tests.test_uploads import png_bytes
+
+API = "/api/v1"
+VERSIONS = f"{API}/versions"
+ME = f"{API}/users/me"
+LOGIN = f"{API}/auth/login"
+FORGOT = f"{API}/auth/password/forgot"
+REDIS_URL = TestingConfig.TEST_REDIS_URL
+
+
+def shared_redis() -> redis.Redis:
+    """The tests' Redis, or a skip (a failure in CI) when it does not answer."""
+    client = redis.Redis.from_url(REDIS_URL, socket_timeout=2)
+    try:
+        client.ping()
+    except redis.RedisError as exc:
+        message = f"Redis is not reachable at {REDIS_URL}: {exc}"
+        if TestingConfig.REQUIRE_SERVICES:
+            pytest.fail(message)
+        pytest.skip(message)
+    return client
+
+
+def delete_keys(client: redis.Redis, prefix: str) -> None:
+    for key in client.scan_iter(match=f"{prefix}*", count=500):
+        client.delete(key)
+
+
+@pytest.fixture
+def backend() -> str:
+    return "sqlite"
+
+
+@pytest.fixture
+def limited(make_app) -> Iterator[Callable[..., Flask]]:
+    """Build apps limited on the tests' Redis with the given settings; all share this test's key prefix."""
+    client = shared_redis()
+    prefix = f"test:{uuid.uuid4().hex}:"
+    yield lambda **settings: make_app(REDIS_URL=REDIS_URL, RATE_LIMIT_KEY_PREFIX=f"{prefix}limits", **settings)
+    delete_keys(client, prefix)
+
+
+def from_ip(address: str) -> dict:
+    return {"environ_base": {"REMOTE_ADDR": address}}
+
+
+def signed_in(app: Flask, admin: bool = False) -> dict[str, str]:
+    with app.app_context():
+        factory = Factory(app)
+        return factory.headers(factory.admin() if admin else factory.user())
+
+
+def statuses(responses) -> list[int]:
+    return [response.status_code for response in responses]
+
+
+def assert_rate_limited(response, limit: int, window_seconds: int) -> None:
+    assert response.status_code == 429
+    body = response.json
+    assert body["success"] is False and body["error"]["code"] == "RATE_LIMITED"
+    assert body["error"]["message"] and body["meta"]["requestId"] == response.headers["X-Request-ID"]
+    assert 1 <= int(response.headers["Retry-After"]) <= window_seconds
+    assert response.headers["X-RateLimit-Limit"] == str(limit)
+    assert response.headers["X-RateLimit-Remaining"] == "0"
+
+
+# The general limit
+
+
+def test_anonymous_clients_are_limited_per_address_and_the_headers_count_down(limited):
+    client = limited(RATE_LIMIT_MAX_REQUESTS=3, RATE_LIMIT_WINDOW_MS=60_000).test_client()
+    before = int(time.time())
+    responses = [client.get(VERSIONS) for _ in range(4)]
+
+    assert statuses(responses) == [200, 200, 200, 429]
+    assert [r.headers["X-RateLimit-Limit"] for r in responses] == ["3"] * 4
+    assert [r.headers["X-RateLimit-Remaining"] for r in responses] == ["2", "1", "0", "0"]
+    assert all(before < int(r.headers["X-RateLimit-Reset"]) <= before + 61 for r in responses)
+    assert "Retry-After" not in responses[0].headers
+    assert_rate_limited(responses[-1], limit=3, window_seconds=60)
+    assert responses[-1].headers["API-Version"] == "v1"
+
+    other = client.get(VERSIONS, **from_ip("203.0.113.9"))
+    assert other.status_code == 200 and other.headers["X-RateLimit-Remaining"] == "2"
+
+
+def test_signed_in_users_are_limited_per_user_with_the_multiplier(limited):
+    app = limited(RATE_LIMIT_MAX_REQUESTS=2, RATE_LIMIT_AUTH_MULTIPLIER=3)
+    ada, bob = signed_in(app), signed_in(app)
+    client = app.test_client()
+
+    responses = [client.get(ME, headers=ada) for _ in range(7)]
+    assert statuses(responses) == [200] * 6 + [429]
+    assert_rate_limited(responses[-1], limit=6, window_seconds=900)
+
+    # Same address, other budgets: another user, and the address itself when nobody signs in.
+    assert client.get(ME, headers=bob).status_code == 200
+    anonymous = client.get(ME)
+    assert anonymous.status_code == 401 and anonymous.headers["X-RateLimit-Limit"] == "2"
+
+
+def test_who_is_asking_is_decided_for_each_request_even_in_one_app_context(limited):
+    app = limited(RATE_LIMIT_MAX_REQUESTS=2, RATE_LIMIT_AUTH_MULTIPLIER=3)
+    ada = signed_in(app)
+    with app.app_context():  # as under the `app` fixture: every request shares this context and its `g`
+        client = app.test_client()
+        assert client.get(VERSIONS, headers=ada).headers["X-RateLimit-Limit"] == "6"
+        assert client.get(VERSIONS).headers["X-RateLimit-Limit"] == "2"
+
+
+def test_every_version_of_a_route_shares_one_counter(limited):
+    client = limited(RATE_LIMIT_MAX_REQUESTS=3).test_client()
+    responses = [client.get("/api/v1/versions"), client.get("/api/v2/versions"),
+                 client.get("/api/versions", headers={"API-Version": "v2"}), client.get("/api/v1/versions")]
+
+    assert statuses(responses) == [200, 200, 200, 429]
+    assert responses[-1].headers["API-Version"] == "v1"
+    assert client.get(f"{API}/brands").status_code == 200  # each route has its own general budget
+
+
+def test_a_bad_bearer_token_counts_as_an_anonymous_client(limited):
+    app = limited(RATE_LIMIT_MAX_REQUESTS=2)
+    with app.app_context():
+        user_id = Factory(app).user().id
+    secret = TestingConfig.JWT_SECRET
+    claims = {"sub": str(user_id), "role": "customer", "ver": 0, "iat": utcnow(), "exp": utcnow() + timedelta(hours=1)}
+    bad_tokens = [
+        "not-a-jwt",
+        jwt.encode(claims, "another-secret-another-secret-another-secret", algorithm="HS256"),
+        jwt.encode(claims, None, algorithm="none"),
+        jwt.encode({**claims, "exp": utcnow() - timedelta(minutes=1)}, secret, algorithm="HS256"),
+        jwt.encode({**claims, "purpose": "reset"}, secret, algorithm="HS256"),
+    ]
+    client = app.test_client()
+    responses = [client.get(VERSIONS, headers={"Authorization": f"Bearer {token}"}) for token in bad_tokens]
+    responses.append(client.get(VERSIONS, headers={"Authorization": "Basic dXNlcjpwYXNz"}))
+
+    assert statuses(responses) == [200, 200] + [429] * 4
+    assert {r.headers["X-RateLimit-Limit"] for r in responses} == {"2"}
+
+
+# Who one client is: X-Forwarded-For
+
+
+def test_x_forwarded_for_is_ignored_without_trusted_proxies(limited):
+    client = limited(RATE_LIMIT_MAX_REQUESTS=1).test_client()
+    assert client.get(VERSIONS, headers={"X-Forwarded-For": "203.0.113.1"}).status_code == 200
+    assert client.get(VERSIONS, headers={"X-Forwarded-For": "203.0.113.2"}).status_code == 429
+
+
+def test_x_forwarded_for_is_honoured_through_the_trusted_proxies(limited):
+    client = limited(RATE_LIMIT_MAX_REQUESTS=1, PROXY_COUNT=1).test_client()
+    assert client.get(VERSIONS, headers={"X-Forwarded-For": "203.0.113.1"}).status_code == 200
+    assert client.get(VERSIONS, headers={"X-Forwarded-For": "203.0.113.2"}).status_code == 200
+    # Only the hop our one proxy added is trusted; what the client wrote before it is not.
+    spoofed = client.get(VERSIONS, headers={"X-Forwarded-For": "198.51.100.7, 203.0.113.1"})
+    assert spoofed.status_code == 429
+
+
+# The tiers
+
+
+def test_the_auth_tier_is_one_budget_per_address_across_the_sign_in_routes(limited):
+    client = limited(RATE_LIMIT_AUTH="4 per 15 minutes").test_client()
+    responses = [
+        client.post(LOGIN, json={"email": "ada@example.com", "password": "wrong-password"}),
+        client.post(f"{API}/auth/register", json={"email": "not-an-email"}),
+        client.post(FORGOT, json={"email": "ada@example.com"}),
+        client.post(f"{API}/auth/password/reset", json={"token": "bogus", "newPassword": "long-enough-1"}),
+        client.post(LOGIN, json={"email": "ada@example.com", "password": "wrong-password"}),
+    ]
+
+    assert statuses(responses) == [401, 422, 202, 400, 429]
+    assert [r.headers["X-RateLimit-Remaining"] for r in responses] == ["3", "2", "1", "0", "0"]
+    assert_rate_limited(responses[-1], limit=4, window_seconds=900)
+    other = client.post(LOGIN, json={"email": "ada@example.com", "password": "wrong-password"}, **from_ip("10.1.1.1"))
+    assert other.status_code == 401
+
+
+def test_the_admin_tier_is_one_budget_per_admin_across_the_admin_routes(limited):
+    app = limited(RATE_LIMIT_ADMIN="3 per 5 minutes")
+    first, second = signed_in(app, admin=True), signed_in(app, admin=True)
+    client = app.test_client()
+    responses = [client.get(f"{API}/{path}", headers=first)
+                 for path in ("admin/dashboard", "users", "admin/inventory/low-stock", "admin/dashboard")]
+
+    assert statuses(responses) == [200, 200, 200, 429]
+    assert_rate_limited(responses[-1], limit=3, window_seconds=300)
+    assert client.head(f"{API}/admin/dashboard", headers=first).status_code == 429  # HEAD runs the same view
+    assert client.get(f"{API}/admin/dashboard", headers=second).status_code == 200
+    assert client.get(ME, headers=first).status_code == 200  # not an admin-only route
+
+
+def test_the_upload_tier_is_per_user(limited):
+    app = limited(RATE_LIMIT_UPLOAD="2 per hour")
+    ada, bob = signed_in(app), signed_in(app)
+    client = app.test_client()
+
+    def upload(headers):
+        return client.post(f"{API}/uploads", headers=headers, content_type="multipart/form-data",
+                           data={"file": (io.BytesIO(png_bytes()), "photo.png", "image/png")})
+
+    responses = [upload(ada) for _ in range(3)]
+    assert statuses(responses) == [201, 201, 429]
+    assert_rate_limited(responses[-1], limit=2, window_seconds=3600)
+    assert upload(bob).status_code == 201
+
+
+def test_the_order_tier_counts_idempotent_replays(limited):
+    app = limited(RATE_LIMIT_ORDER="2 per hour")
+    with app.app_context():
+        product_id = Factory(app).product(quantity=10).id
+    ada, bob = signed_in(app), signed_in(app)
+    client = app.test_client()
+    body = {"items": [{"productId": product_id, "quantity": 1}]}
+
+    responses = [client.post(f"{API}/orders", json=body, headers={**ada, "Idempotency-Key": "checkout-1"})
+                 for _ in range(3)]
+    assert statuses(responses) == [201, 200, 429]
+    assert_rate_limited(responses[-1], limit=2, window_seconds=3600)
+    assert client.post(f"{API}/orders", json=body, headers=bob).status_code == 201
+
+
+def test_forgot_password_is_also_limited_per_email_whichever_address_asks(limited):
+    client = limited(RATE_LIMIT_PASSWORD_RESET_PER_EMAIL="2 per hour").test_client()
+    responses = [
+        client.post(FORGOT, json={"email": "ada@example.com"}, **from_ip("10.0.0.1")),
+        client.post(FORGOT, json={"email": "  ADA@Example.com "}, **from_ip("10.0.0.2")),
+        client.post(FORGOT, json={"email": "ada@example.com"}, **from_ip("10.0.0.3")),
+    ]
+    assert statuses(responses) == [202, 202, 429]
+    assert_rate_limited(responses[-1], limit=2, window_seconds=3600)
+    assert client.post(FORGOT, json={"email": "bob@example.com"}, **from_ip("10.0.0.3")).status_code == 202
+
+    # Bodies without a readable address are the view's to reject, and the limiter takes them calmly.
+    assert client.post(FORGOT, data="{not json", content_type="application/json").status_code == 400
+    assert client.post(FORGOT, json=["ada@example.com"]).status_code == 400
+    assert client.post(FORGOT, json={"email": 42}).status_code == 422
+    assert client.post(FORGOT, data="email=ada@example.com", content_type="text/plain").status_code == 415
+
+
+# What is not limited, and switches
+
+
+def test_docs_assets_are_never_limited_but_the_docs_page_is(limited):
+    client = limited(RATE_LIMIT_MAX_REQUESTS=1).test_client()
+    assets = [client.get("/api/docs/static/swagger-ui.css") for _ in range(3)]
+    assert statuses(assets) == [200] * 3
+    assert all("X-RateLimit-Limit" not in r.headers for r in assets)
+    assert statuses([client.get("/api/docs"), client.get("/api/docs")]) == [200, 429]
+
+
+def test_limits_can_be_switched_off(limited):
+    client = limited(RATE_LIMIT_MAX_REQUESTS=1, RATELIMIT_ENABLED=False).test_client()
+    responses = [client.get(VERSIONS) for _ in range(3)]
+    assert statuses(responses) == [200] * 3
+    assert all("X-RateLimit-Limit" not in r.headers for r in responses)
+
+
+def test_without_redis_limits_count_in_process_memory(make_app):
+    client = make_app(RATE_LIMIT_MAX_REQUESTS=1).test_client()
+    assert statuses([client.get(VERSIONS), client.get(VERSIONS)]) == [200, 429]
+
+
+@pytest.mark.parametrize("setting", ["RATE_LIMIT_ORDER", "RATE_LIMIT_PASSWORD_RESET_PER_EMAIL"])
+def test_a_malformed_limit_stops_the_app_from_starting(make_app, setting):
+    with pytest.raises(ValueError, match=setting):
+        make_app(**{setting: "often"})
+
+
+# Redis going away and coming back
+
+
+class PrivateRedis:
+    """A redis-server of this test's own on a free port, to stop and start at will (never the shared one)."""
+
+    def __init__(self, folder: Path) -> None:
+        self.port = free_port()
+        self.url = f"redis://127.0.0.1:{self.port}/0"
+        self.folder = folder
+        self.process: subprocess.Popen | None = None
+
+    def start(self) -> None:
+        self.process = subprocess.Popen(
+            ["redis-server", "--port", str(self.port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
+             "--daemonize", "no"], cwd=self.folder, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        )
+        probe = redis.Redis(port=self.port, socket_timeout=1)
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline:
+            try:
+                probe.ping()
+                return
+            except redis.ConnectionError:
+                time.sleep(0.05)
+        raise RuntimeError("private redis-server did not start")
+
+    def stop(self) -> None:
+        if self.process and self.process.poll() is None:
+            self.process.kill()
+            self.process.wait()
+
+    def key_count(self) -> int:
+        return redis.Redis(port=self.port, socket_timeout=1).dbsize()
+
+
+@pytest.fixture
+def private_redis(tmp_path) -> Iterator[PrivateRedis]:
+    server = PrivateRedis(tmp_path)
+    server.start()
+    yield server
+    server.stop()
+
+
+@pytest.mark.parametrize("backend", ["postgresql"])
+def test_limits_hold_from_memory_while_redis_is_down_and_are_shared_again_when_it_returns(
+        make_app, private_redis, backend):
+    app = make_app(REDIS_URL=private_redis.url, RATE_LIMIT_MAX_REQUESTS=3)
+    client = app.test_client()
+    assert statuses([client.get(VERSIONS), client.get(VERSIONS)]) == [200, 200]
+    assert private_redis.key_count() == 1
+
+    private_redis.stop()
+    during = [client.get(VERSIONS) for _ in range(4)]
+    # Memory starts counting afresh, but it does count: the fourth request in the outage is refused.
+    assert statuses(during) == [200, 200, 200, 429]
+    assert [r.headers["X-RateLimit-Remaining"] for r in during] == ["2", "1", "0", "0"]
+
+    private_redis.start()  # same port, empty
+    # Flask-Limiter pings a dead store again after 1, 2, 4 ... seconds; any limited request can be the one.
+    deadline = time.monotonic() + 90
+    probes = 0
+    while private_redis.key_count() == 0:
+        assert time.monotonic() < deadline, "the limiter never went back to Redis"
+        probes += 1
+        assert client.get(VERSIONS, **from_ip(f"192.0.2.{probes % 250 + 1}")).status_code < 500
+        time.sleep(0.2)
+
+    # Shared again: another instance on the same Redis sees the budget this one spent.
+    other = make_app(REDIS_URL=private_redis.url, RATE_LIMIT_MAX_REQUESTS=3).test_client()
+    caller = from_ip("198.51.100.20")
+    assert statuses([client.get(VERSIONS, **caller), client.get(VERSIONS, **caller)]) == [200, 200]
+    assert statuses([other.get(VERSIONS, **caller), other.get(VERSIONS, **caller)]) == [200, 429]
