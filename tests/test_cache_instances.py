@@ -13,7 +13,7 @@ from flask import Flask
 from config import TestingConfig
 from tests.conftest import database_url
 from tests.live_server import LiveServer
-from tests.test_caching import delete_prefix, redis_or_skip
+from tests.support import delete_prefix, shared_redis
 
 pytestmark = pytest.mark.parametrize("backend", ["postgresql"])
 
@@ -21,7 +21,7 @@ pytestmark = pytest.mark.parametrize("backend", ["postgresql"])
 @pytest.fixture(scope="module")
 def shared_cache() -> Iterator[dict[str, str]]:
     """The Redis settings every instance of this module uses (its own key prefix)."""
-    redis = redis_or_skip(TestingConfig.TEST_REDIS_URL)
+    redis = shared_redis(TestingConfig.TEST_REDIS_URL)
     prefix = f"test:{uuid4().hex}:"
     yield {"REDIS_URL": TestingConfig.TEST_REDIS_URL, "CACHE_KEY_PREFIX": prefix}
     delete_prefix(redis, prefix)

@@ -7,53 +7,32 @@ Each test's app gets its own key prefix in the shared test Redis database and de
 from __future__ import annotations
 
 import shutil
-import subprocess
 import threading
 import time
-from collections.abc import Callable, Iterator
-from concurrent.futures import ThreadPoolExecutor
+from collections.abc import Iterator
 from datetime import timedelta
-from pathlib import Path
 from typing import Any
 from uuid import uuid4
 
 import pytest
 from flask import Flask
 from redis import Redis
-from redis.exceptions import RedisError
 
 from config import TestingConfig
 from fantasize.api.endpoint import endpoint
 from fantasize.models.base import utcnow
 from tests.factories import PASSWORD, Factory
-from tests.live_server import free_port
+from tests.support import PrivateRedis, all_at_once, delete_prefix, shared_redis
 
 API_KEY = "inventory-key-0123456789"
 CATALOGUE_PATHS = ("/products", "/packages", "/categories", "/brands", "/materials", "/offers", "/customizations",
                    "/home", "/explore", "/search?q=thing")
 
 
-def redis_or_skip(url: str) -> Redis:
-    client = Redis.from_url(url, socket_connect_timeout=1)
-    try:
-        client.ping()
-    except RedisError as exc:
-        if TestingConfig.REQUIRE_SERVICES:
-            pytest.fail(f"Redis is not reachable at {url}: {exc}")
-        pytest.skip(f"Redis is not reachable at {url}: {exc}")
-    return client
-
-
-def delete_prefix(client: Redis, prefix: str) -> None:
-    keys = list(client.scan_iter(match=f"{prefix}*", count=1000))
-    if keys:
-        client.delete(*keys)
-
-
 @pytest.fixture
 def redis_settings() -> Iterator[dict[str, str]]:
     """REDIS_URL and a key prefix of this test's own in the test Redis database."""
-    client = redis_or_skip(TestingConfig.TEST_REDIS_URL)
+    client = shared_redis(TestingConfig.TEST_REDIS_URL)
     prefix = f"test:{uuid4().hex}:"
     yield {"REDIS_URL": TestingConfig.TEST_REDIS_URL, "CACHE_KEY_PREFIX": prefix}
     delete_prefix(client, prefix)
@@ -343,17 +322,6 @@ def counted_view(app: Flask, fail_first: bool = False, seconds: float = 0.3) -> 
     return runs
 
 
-def all_at_once(calls: list[Callable[[], Any]]) -> list[Any]:
-    barrier = threading.Barrier(len(calls))
-
-    def run(call: Callable[[], Any]) -> Any:
-        barrier.wait()
-        return call()
-
-    with ThreadPoolExecutor(max_workers=len(calls)) as pool:
-        return list(pool.map(run, calls))
-
-
 @pytest.mark.parametrize("backend", ["postgresql"])
 def test_concurrent_misses_on_one_page_compute_it_once(make_app, redis_settings):
     app = make_app(CACHE_LOCK_WAIT_MS=30_000, **redis_settings)
@@ -394,39 +362,6 @@ def test_a_lock_left_by_a_dead_request_expires(make_app, redis_settings):
     response = client.get("/api/v1/test/counted")
 
     assert response.status_code == 200 and runs["n"] == 2
-
-
-class PrivateRedis:
-    """A redis-server of this test's own on a free port, to stop and start at will; with `keep_in`, what it holds
-    survives a stop (an append-only file written on every command)."""
-
-    def __init__(self, keep_in: Path | None = None) -> None:
-        self.port = free_port()
-        self.url = f"redis://127.0.0.1:{self.port}/0"
-        self.keep_in = keep_in
-        self.process: subprocess.Popen | None = None
-
-    def start(self) -> PrivateRedis:
-        persistence = ["--appendonly", "no"]
-        if self.keep_in is not None:
-            persistence = ["--appendonly", "yes", "--appendfsync", "always", "--dir", str(self.keep_in)]
-        self.process = subprocess.Popen(
-            ["redis-server", "--port", str(self.port), "--bind", "127.0.0.1", "--save", "", "--daemonize", "no",
-             *persistence], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-        )
-        deadline = time.monotonic() + 10
-        while time.monotonic() < deadline:
-            try:
-                if Redis(port=self.port, socket_timeout=0.2).ping():
-                    return self
-            except RedisError:
-                time.sleep(0.05)
-        raise RuntimeError("redis-server did not start")
-
-    def stop(self) -> None:
-        if self.process and self.process.poll() is None:
-            self.process.kill()
-            self.process.wait()
 
 
 @pytest.fixture

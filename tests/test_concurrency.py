@@ -5,11 +5,6 @@ These run on PostgreSQL only: row locking and conditional updates across process
 
 from __future__ import annotations
 
-import threading
-from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
-from typing import Any
-
 import pytest
 import requests
 from sqlalchemy import func, select
@@ -18,6 +13,7 @@ from fantasize.extensions import db
 from fantasize.models import Order, OrderLine, Package, Product
 from tests.conftest import database_url
 from tests.live_server import LiveServer
+from tests.support import all_at_once
 
 pytestmark = pytest.mark.parametrize("backend", ["postgresql"])
 
@@ -33,18 +29,6 @@ def live(tmp_root):
 @pytest.fixture
 def server(app, live):
     return live
-
-
-def all_at_once(calls: list[Callable[[], Any]]) -> list[Any]:
-    """Run every call in its own thread, released together by a barrier."""
-    barrier = threading.Barrier(len(calls))
-
-    def run(call: Callable[[], Any]) -> Any:
-        barrier.wait()
-        return call()
-
-    with ThreadPoolExecutor(max_workers=len(calls)) as pool:
-        return list(pool.map(run, calls))
 
 
 def place(server: LiveServer, token: str, items: list[dict], key: str | None = None) -> requests.Response:

@@ -10,7 +10,7 @@ import requests
 from config import TestingConfig
 from tests.conftest import database_url
 from tests.live_server import LiveServer
-from tests.test_rate_limits import delete_keys, shared_redis
+from tests.support import delete_prefix, shared_redis
 
 pytestmark = pytest.mark.parametrize("backend", ["postgresql"])
 
@@ -20,7 +20,7 @@ def key_prefix():
     client = shared_redis()
     prefix = f"test:{uuid.uuid4().hex}:"
     yield prefix
-    delete_keys(client, prefix)
+    delete_prefix(client, prefix)
 
 
 def test_requests_spread_over_two_instances_share_one_limit(backend, tmp_root, key_prefix):

@@ -7,22 +7,19 @@ the database, so these tests run on one backend: SQLite, and PostgreSQL for the 
 from __future__ import annotations
 
 import io
-import subprocess
 import time
 import uuid
 from collections.abc import Callable, Iterator
 from datetime import timedelta
-from pathlib import Path
 
 import jwt
 import pytest
-import redis
 from flask import Flask
 
 from config import TestingConfig
 from fantasize.models.base import utcnow
 from tests.factories import Factory
-from tests.live_server import free_port
+from tests.support import PrivateRedis, delete_prefix, shared_redis
 from tests.test_uploads import png_bytes
 
 API = "/api/v1"
@@ -31,24 +28,6 @@ ME = f"{API}/users/me"
 LOGIN = f"{API}/auth/login"
 FORGOT = f"{API}/auth/password/forgot"
 REDIS_URL = TestingConfig.TEST_REDIS_URL
-
-
-def shared_redis() -> redis.Redis:
-    """The tests' Redis, or a skip (a failure in CI) when it does not answer."""
-    client = redis.Redis.from_url(REDIS_URL, socket_timeout=2)
-    try:
-        client.ping()
-    except redis.RedisError as exc:
-        message = f"Redis is not reachable at {REDIS_URL}: {exc}"
-        if TestingConfig.REQUIRE_SERVICES:
-            pytest.fail(message)
-        pytest.skip(message)
-    return client
-
-
-def delete_keys(client: redis.Redis, prefix: str) -> None:
-    for key in client.scan_iter(match=f"{prefix}*", count=500):
-        client.delete(key)
 
 
 @pytest.fixture
@@ -62,7 +41,7 @@ def limited(make_app) -> Iterator[Callable[..., Flask]]:
     client = shared_redis()
     prefix = f"test:{uuid.uuid4().hex}:"
     yield lambda **settings: make_app(REDIS_URL=REDIS_URL, RATE_LIMIT_KEY_PREFIX=f"{prefix}limits", **settings)
-    delete_keys(client, prefix)
+    delete_prefix(client, prefix)
 
 
 def from_ip(address: str) -> dict:
@@ -296,43 +275,9 @@ def test_a_malformed_limit_stops_the_app_from_starting(make_app, setting):
 # Redis going away and coming back
 
 
-class PrivateRedis:
-    """A redis-server of this test's own on a free port, to stop and start at will (never the shared one)."""
-
-    def __init__(self, folder: Path) -> None:
-        self.port = free_port()
-        self.url = f"redis://127.0.0.1:{self.port}/0"
-        self.folder = folder
-        self.process: subprocess.Popen | None = None
-
-    def start(self) -> None:
-        self.process = subprocess.Popen(
-            ["redis-server", "--port", str(self.port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
-             "--daemonize", "no"], cwd=self.folder, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-        )
-        probe = redis.Redis(port=self.port, socket_timeout=1)
-        deadline = time.monotonic() + 10
-        while time.monotonic() < deadline:
-            try:
-                probe.ping()
-                return
-            except redis.ConnectionError:
-                time.sleep(0.05)
-        raise RuntimeError("private redis-server did not start")
-
-    def stop(self) -> None:
-        if self.process and self.process.poll() is None:
-            self.process.kill()
-            self.process.wait()
-
-    def key_count(self) -> int:
-        return redis.Redis(port=self.port, socket_timeout=1).dbsize()
-
-
 @pytest.fixture
 def private_redis(tmp_path) -> Iterator[PrivateRedis]:
-    server = PrivateRedis(tmp_path)
-    server.start()
+    server = PrivateRedis().start()
     yield server
     server.stop()
 

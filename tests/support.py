@@ -1,0 +1,86 @@
+"""Helpers shared by the tests of real concurrency and real Redis: barriers, the tests' Redis, private servers."""
+
+from __future__ import annotations
+
+import subprocess
+import threading
+import time
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any
+
+import pytest
+from redis import Redis
+from redis.exceptions import RedisError
+
+from config import TestingConfig
+from tests.live_server import free_port
+
+
+def all_at_once(calls: list[Callable[[], Any]]) -> list[Any]:
+    """Run every call in its own thread, released together by a barrier; results in call order."""
+    barrier = threading.Barrier(len(calls))
+
+    def run(call: Callable[[], Any]) -> Any:
+        barrier.wait()
+        return call()
+
+    with ThreadPoolExecutor(max_workers=len(calls)) as pool:
+        return list(pool.map(run, calls))
+
+
+def shared_redis(url: str = TestingConfig.TEST_REDIS_URL) -> Redis:
+    """The tests' Redis, or a skip (a failure in CI) when it does not answer."""
+    client = Redis.from_url(url, socket_connect_timeout=1, socket_timeout=2)
+    try:
+        client.ping()
+    except RedisError as exc:
+        message = f"Redis is not reachable at {url}: {exc}"
+        if TestingConfig.REQUIRE_SERVICES:
+            pytest.fail(message)
+        pytest.skip(message)
+    return client
+
+
+def delete_prefix(client: Redis, prefix: str) -> None:
+    """Remove one test's keys (SCAN, never KEYS or FLUSHDB: other tests share this Redis)."""
+    keys = list(client.scan_iter(match=f"{prefix}*", count=1000))
+    if keys:
+        client.delete(*keys)
+
+
+class PrivateRedis:
+    """A redis-server of a test's own on a free port, to stop and start at will (never the shared one). With
+    `keep_in`, what it holds survives a stop (an append-only file written on every command)."""
+
+    def __init__(self, keep_in: Path | None = None) -> None:
+        self.port = free_port()
+        self.url = f"redis://127.0.0.1:{self.port}/0"
+        self.keep_in = keep_in
+        self.process: subprocess.Popen | None = None
+
+    def start(self) -> PrivateRedis:
+        persistence = ["--appendonly", "no"]
+        if self.keep_in is not None:
+            persistence = ["--appendonly", "yes", "--appendfsync", "always", "--dir", str(self.keep_in)]
+        self.process = subprocess.Popen(
+            ["redis-server", "--port", str(self.port), "--bind", "127.0.0.1", "--save", "", "--daemonize", "no",
+             *persistence], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        )
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline:
+            try:
+                if Redis(port=self.port, socket_timeout=0.2).ping():
+                    return self
+            except RedisError:
+                time.sleep(0.05)
+        raise RuntimeError("redis-server did not start")
+
+    def stop(self) -> None:
+        if self.process and self.process.poll() is None:
+            self.process.kill()
+            self.process.wait()
+
+    def key_count(self) -> int:
+        return Redis(port=self.port, socket_timeout=1).dbsize()
