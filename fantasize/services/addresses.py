@@ -6,10 +6,10 @@ from typing import Any
 
 from sqlalchemy import func, select, update
 
-from fantasize.errors import Conflict, NotFound
+from fantasize.errors import Conflict
 from fantasize.extensions import db
 from fantasize.models import Address, User
-from fantasize.services.common import Page, commit, paginate
+from fantasize.services.common import Page, commit, get_owned_or_404, paginate
 
 MAX_ADDRESSES = 20
 
@@ -22,10 +22,7 @@ def _lock_address_book(user: User) -> None:
 
 def owned_address(user: User, address_id: int) -> Address:
     """The user's own address; someone else's is as absent as a missing one (404)."""
-    address = db.session.scalar(select(Address).where(Address.id == address_id, Address.user_id == user.id))
-    if address is None:
-        raise NotFound(f"Address {address_id} not found")
-    return address
+    return get_owned_or_404(Address, address_id, user.id)
 
 
 def list_addresses(user: User, *, page: int, limit: int) -> Page:

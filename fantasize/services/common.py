@@ -37,6 +37,14 @@ def get_or_404(model: type[T], ident: Any, what: str | None = None) -> T:
     return obj
 
 
+def get_owned_or_404(model: type[T], ident: Any, owner_id: int, what: str | None = None) -> T:
+    """A row that belongs to `owner_id`; someone else's is as absent as a missing one (404, never 403)."""
+    obj = db.session.scalar(select(model).where(model.id == ident, model.user_id == owner_id))
+    if obj is None:
+        raise NotFound(f"{what or model.__name__} {ident} not found")
+    return obj
+
+
 def paginate(stmt: Select, page: int, limit: int) -> Page:
     """One COUNT and one page of rows; `stmt` must already carry a stable ORDER BY."""
     total = db.session.scalar(select(func.count()).select_from(stmt.order_by(None).subquery()))

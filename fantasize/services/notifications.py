@@ -6,13 +6,12 @@ from typing import Any
 
 from sqlalchemy import case, select, update
 
-from fantasize.errors import NotFound
 from fantasize.events import NotificationCreated, OrderStatusChanged, announce
 from fantasize.extensions import db
 from fantasize.models import Notification, User
 from fantasize.models.base import utcnow
 from fantasize.models.engagement import NOTIFICATION_TYPES
-from fantasize.services.common import Page, commit, paginate
+from fantasize.services.common import Page, commit, get_owned_or_404, paginate
 
 # Per order status (every one of models.orders.ORDER_STATUSES): the notification's type, the title's verb after
 # "Order #N", and the message. An order is placed as pending, so "pending" is the placement notice.
@@ -68,18 +67,9 @@ def list_notifications(user: User, *, page: int, limit: int, unread: bool | None
     return paginate(stmt, page, limit)
 
 
-def _owned(user: User, notification_id: int) -> Notification:
-    notification = db.session.scalar(
-        select(Notification).where(Notification.id == notification_id, Notification.user_id == user.id)
-    )
-    if notification is None:
-        raise NotFound(f"Notification {notification_id} not found")
-    return notification
-
-
 def mark_read(user: User, notification_id: int) -> Notification:
     """Mark one of the user's notifications read; the first reading time stays when it is read again."""
-    notification = _owned(user, notification_id)
+    notification = get_owned_or_404(Notification, notification_id, user.id)
     # Conditional, so two racing requests cannot move the first reading time.
     db.session.execute(
         update(Notification)

@@ -12,10 +12,9 @@ from typing import Any
 
 from sqlalchemy import select
 
-from fantasize.errors import NotFound
 from fantasize.extensions import db
 from fantasize.models import PaymentMethod, User
-from fantasize.services.common import Page, commit, paginate
+from fantasize.services.common import Page, commit, get_owned_or_404, paginate
 
 log = logging.getLogger("fantasize.payments")
 
@@ -55,12 +54,7 @@ def card_expired(exp_month: int, exp_year: int, now: datetime) -> bool:
 
 def owned_payment_method(user: User, payment_method_id: int) -> PaymentMethod:
     """The user's own payment method; someone else's is as absent as a missing one (404)."""
-    method = db.session.scalar(
-        select(PaymentMethod).where(PaymentMethod.id == payment_method_id, PaymentMethod.user_id == user.id)
-    )
-    if method is None:
-        raise NotFound(f"Payment method {payment_method_id} not found")
-    return method
+    return get_owned_or_404(PaymentMethod, payment_method_id, user.id, "Payment method")
 
 
 def list_payment_methods(user: User, *, page: int, limit: int) -> Page:
