@@ -1,1 +1,7 @@
-"""Load benchmarks: each prints its figures; run from the repository root with `python -m bench.<name>`."""
+"""Load benchmarks, run from the repository root.
+
+- `bench/run` (`make bench`): the one table of the speed goals, Fantasize against bare Flask with every ratio
+  (bench/harness.py, with bench/bare.py as the baseline app and bench/wrk/ as wrk's scripts).
+- `python -m bench.orders`: order placement from a Python client, spread and on one hot product (row contention).
+- `python -m bench.cache`: the page cache's hit/miss figures and the cost of an invalidation.
+"""

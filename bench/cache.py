@@ -22,7 +22,7 @@ from flask import Flask
 from flask_migrate import upgrade
 from redis import Redis
 
-from bench.orders import fresh_database
+from bench.database import fresh_database
 from config import TestingConfig
 from fantasize import create_app
 from fantasize.extensions import db

@@ -15,11 +15,10 @@ import threading
 import time
 from decimal import Decimal
 
-import psycopg2
 import requests
 from flask_migrate import upgrade
-from sqlalchemy.engine import make_url
 
+from bench.database import fresh_database
 from config import TestingConfig
 from fantasize import create_app
 from fantasize.extensions import db
@@ -29,16 +28,6 @@ from fantasize.services.tokens import issue_access_token
 from tests.live_server import LiveServer
 
 BENCH_DB = "postgresql://postgres@127.0.0.1:5432/fantasize_bench"
-
-
-def fresh_database(url: str) -> None:
-    target = make_url(url)
-    conn = psycopg2.connect(host=target.host, port=target.port or 5432, user=target.username, dbname="postgres")
-    conn.autocommit = True
-    with conn.cursor() as cur:
-        cur.execute(f'DROP DATABASE IF EXISTS "{target.database}" WITH (FORCE)')
-        cur.execute(f'CREATE DATABASE "{target.database}"')
-    conn.close()
 
 
 def prepare(url: str, clients: int) -> tuple[list[str], list[int]]:
