@@ -8,7 +8,7 @@ DEMO_ADMIN_PASSWORD ?= fantasize-admin-demo
 # Two workers: each gets its own PostgreSQL database and SQLite file (see tests/conftest.py).
 PYTEST_ARGS ?= -n 2
 
-.PHONY: run test install lint bench clean
+.PHONY: run test install lint fuzz bench clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -35,6 +35,19 @@ test: install
 
 lint: install
 	$(BIN)/ruff check .
+
+# The fuzz tests of `make test`, deeper: every phase for every caller and version, many more examples, a random
+# seed (printed; FUZZ_SEED=<n> repeats a run). Needs PostgreSQL and Redis, like the suite.
+FUZZ_EXAMPLES ?= 100
+FUZZ_SEED ?= random
+fuzz: install
+	FANTASIZE_REQUIRE_SERVICES=1 FUZZ_MAX_EXAMPLES=$(FUZZ_EXAMPLES) FUZZ_STATEFUL_EXAMPLES=$(FUZZ_EXAMPLES) \
+	FUZZ_COVERAGE_ROLES=all FUZZ_COVERAGE_VERSIONS=v1,v2 FUZZ_SEED=$(FUZZ_SEED) FUZZ_TIMEOUT=7200 \
+	$(BIN)/python -m pytest tests/test_fuzz.py -p no:cacheprovider -o timeout=7500
+
+# Fantasize against bare Flask, one table (bench/harness.py says what it measures); e.g. BENCH_ARGS=--quick.
+bench:
+	bench/run $(BENCH_ARGS)
 
 clean:
 	rm -rf $(VENV) instance .pytest_cache

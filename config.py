@@ -1,12 +1,18 @@
 """Configuration: the one place that reads the environment (and `.env`).
 
 Every setting of API.md "Configuration" is read here, once, into a Config class. The app factory picks
-the class from FLASK_ENV / NODE_ENV (production, testing, development) unless one is passed in.
+the class from FLASK_ENV / NODE_ENV (production, testing, development) unless one is passed in; any other name
+stops the app. No secret is written here: production must be given one, development generates its own (kept in
+the instance folder), and each test process makes up one.
 """
 
 from __future__ import annotations
 
+import contextlib
 import os
+import secrets
+import tempfile
+from collections.abc import Mapping
 from datetime import UTC, datetime
 from pathlib import Path
 from urllib.parse import quote
@@ -17,7 +23,13 @@ BASE_DIR = Path(__file__).resolve().parent
 load_dotenv(BASE_DIR / ".env")
 
 MIN_JWT_SECRET_BYTES = 32
-DEV_JWT_SECRET = "dev-only-secret-change-me-dev-only-secret-change-me"
+ENVIRONMENTS = ("production", "testing", "development")
+# The file in the instance folder that keeps development's generated JWT secret.
+INSTANCE_SECRET_FILE = "jwt-secret"
+
+
+class ConfigError(RuntimeError):
+    """A setting the app must not start with; the message names it and says what to do."""
 
 
 def _env(name: str, default: str | None = None) -> str | None:
@@ -43,9 +55,35 @@ def _datetime(name: str, default: str) -> datetime:
     return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
 
 
+def _named_environments() -> dict[str, str]:
+    named = {variable: (_env(variable) or "").strip().lower() for variable in ("FLASK_ENV", "NODE_ENV")}
+    return {variable: name for variable, name in named.items() if name}
+
+
 def environment_name() -> str:
-    """production | testing | development, from FLASK_ENV or NODE_ENV (the seed's name)."""
-    return (_env("FLASK_ENV") or _env("NODE_ENV") or "development").lower()
+    """production | testing | development, from FLASK_ENV or NODE_ENV (the seed's name); development if neither.
+
+    Any other name is a ConfigError, and so are the two naming different environments: a typo such as `prod`
+    must not quietly start development (log mail, no production checks) where production was meant.
+    """
+    named = _named_environments()
+    for variable, name in named.items():
+        if name not in ENVIRONMENTS:
+            raise ConfigError(f"{variable}={name!r} is not an environment: use one of {', '.join(ENVIRONMENTS)}")
+    if len(set(named.values())) > 1:
+        raise ConfigError("FLASK_ENV and NODE_ENV name different environments "
+                          f"({named['FLASK_ENV']!r}, {named['NODE_ENV']!r}): set one of them")
+    return next(iter(named.values()), "development")
+
+
+def default_environment(name: str) -> None:
+    """Name the environment for this process and the processes it starts, unless FLASK_ENV or NODE_ENV does.
+
+    gunicorn.conf.py calls it with "production": whatever serves through gunicorn (the Procfile) is production
+    unless development or testing is named explicitly, so it gets production's checks and defaults.
+    """
+    if not _named_environments():
+        os.environ["FLASK_ENV"] = name
 
 
 def database_url() -> str | None:
@@ -86,6 +124,9 @@ class Config:
     JWT_SECRET = _env("JWT_SECRET")
     JWT_EXPIRES_SECONDS = _int("JWT_EXPIRES_SECONDS", 3600)
     PASSWORD_RESET_EXPIRES_SECONDS = _int("PASSWORD_RESET_EXPIRES_SECONDS", 3600)
+    # The rate limiter checks a token's version against the user's current one through an in-process cache kept
+    # this long: a token revoked on another instance may keep the signed-in budget for up to this many seconds.
+    TOKEN_VERSION_CACHE_SECONDS = _int("TOKEN_VERSION_CACHE_SECONDS", 10)
 
     SQLALCHEMY_DATABASE_URI = database_url()  # None: filled with instance/fantasize.db by the factory
     SQLALCHEMY_ENGINE_OPTIONS = {"pool_pre_ping": True}
@@ -110,6 +151,8 @@ class Config:
     MAX_IMAGE_SIDE = _int("MAX_IMAGE_SIDE", 10_000)
     MAX_IMAGE_PIXELS = _int("MAX_IMAGE_PIXELS", 40_000_000)
     UPLOAD_FOLDER = _env("UPLOAD_FOLDER")  # None: instance/uploads
+    # How long the signed URL of a private upload (not shown in the public catalogue) works, in seconds.
+    UPLOAD_URL_TTL_SECONDS = _int("UPLOAD_URL_TTL_SECONDS", 900)
 
     LOW_STOCK_THRESHOLD = _int("LOW_STOCK_THRESHOLD", 5)
     CURRENCY = _env("CURRENCY", "USD")
@@ -146,7 +189,7 @@ class Config:
     SLOW_REQUEST_THRESHOLD = _int("SLOW_REQUEST_THRESHOLD", 1000)
     SOCKET_EVENTS_PER_MINUTE = _int("SOCKET_EVENTS_PER_MINUTE", 60)
 
-    # Where password-reset mail goes: "log" (development), "memory" (tests) or "smtp".
+    # Where password-reset mail goes: "log" (development), "memory" (tests) or "smtp" (production's only choice).
     MAIL_BACKEND = _env("MAIL_BACKEND", "log")
     MAIL_FROM = _env("MAIL_FROM", "Fantasize <no-reply@fantasize.local>")
     SMTP_HOST = _env("SMTP_HOST", "localhost")
@@ -160,14 +203,16 @@ class Config:
 
 class DevelopmentConfig(Config):
     ENV_NAME = "development"
-    JWT_SECRET = _env("JWT_SECRET") or DEV_JWT_SECRET
+    # JWT_SECRET unset: the factory takes the one generated in the instance folder (instance_secret).
     DEBUG = _bool("FLASK_DEBUG", False)
 
 
 class TestingConfig(Config):
     ENV_NAME = "testing"
     TESTING = True
-    JWT_SECRET = _env("JWT_SECRET") or DEV_JWT_SECRET
+    # One random secret per test process; tests/live_server.py hands it to the servers it starts, so tokens
+    # minted in the test process work there too.
+    JWT_SECRET = _env("JWT_SECRET") or secrets.token_urlsafe(48)
     MAIL_BACKEND = "memory"
     # Limits no test meets by accident (a live server serves a whole test module); rate-limit tests set small ones.
     RATE_LIMIT_MAX_REQUESTS = _int("RATE_LIMIT_MAX_REQUESTS", 1_000_000)
@@ -187,10 +232,65 @@ class ProductionConfig(Config):
     ENV_NAME = "production"
     FORCE_HTTPS = _bool("FORCE_HTTPS", True)
     HOST = _env("HOST", "0.0.0.0")
+    # No defaults that only work on a developer's machine: check_production names what is missing.
+    MAIL_BACKEND = _env("MAIL_BACKEND", "smtp")
+    SMTP_HOST = _env("SMTP_HOST")
+    PUBLIC_BASE_URL = _env("PUBLIC_BASE_URL")
 
 
 CONFIGS = {"development": DevelopmentConfig, "testing": TestingConfig, "production": ProductionConfig}
 
 
 def config_for(name: str | None = None) -> type[Config]:
-    return CONFIGS.get((name or environment_name()), DevelopmentConfig)
+    name = (name or environment_name()).strip().lower()
+    if name not in CONFIGS:
+        raise ConfigError(f"{name!r} is not an environment: use one of {', '.join(ENVIRONMENTS)}")
+    return CONFIGS[name]
+
+
+def settings_of(config_class: type[Config]) -> dict[str, object]:
+    """A Config class's settings as the mapping app.config would hold (before the factory's overrides)."""
+    return {name: getattr(config_class, name) for name in dir(config_class) if name.isupper()}
+
+
+def check_production(settings: Mapping[str, object]) -> None:
+    """Refuse production settings that would be unsafe or broken, naming every one at once."""
+    problems = []
+    secret = settings.get("JWT_SECRET") or ""
+    if len(str(secret).encode()) < MIN_JWT_SECRET_BYTES:
+        problems.append(f"JWT_SECRET must be a random secret of at least {MIN_JWT_SECRET_BYTES} bytes "
+                        "(python -c 'import secrets; print(secrets.token_urlsafe(48))')")
+    backend = settings.get("MAIL_BACKEND")
+    if backend != "smtp":
+        # log writes working password-reset links into the log; memory keeps them in the process, unsent.
+        problems.append(f"MAIL_BACKEND={backend!r} is not allowed in production (reset links would be logged or "
+                        "never sent): use smtp")
+    elif not settings.get("SMTP_HOST"):
+        problems.append("SMTP_HOST must name the mail server that sends password-reset links (with SMTP_PORT, "
+                        "SMTP_USER, SMTP_PASSWORD as it needs)")
+    if not settings.get("PUBLIC_BASE_URL"):
+        problems.append("PUBLIC_BASE_URL must be the shop's public address: password-reset links point at it")
+    if problems:
+        raise ConfigError("refusing to start in production:\n  - " + "\n  - ".join(problems))
+
+
+def instance_secret(folder: Path) -> str:
+    """Development's JWT secret: random, generated on first use into `folder`/jwt-secret (mode 0600) and read
+    back on every later start, so no secret lives in the code and tokens survive a restart (as Flask apps keep a
+    SECRET_KEY in their instance folder)."""
+    path = folder / INSTANCE_SECRET_FILE
+    if not path.exists():
+        # Written to a private temporary file (mkstemp creates it 0600), then linked into place: a second process
+        # starting at the same moment either wins the link or reads the winner's file, never a half-written one.
+        handle, temporary = tempfile.mkstemp(dir=folder, prefix=f".{INSTANCE_SECRET_FILE}.")
+        try:
+            with os.fdopen(handle, "w") as file:
+                file.write(secrets.token_urlsafe(48) + "\n")
+            with contextlib.suppress(FileExistsError):  # another process linked its own first: use that
+                os.link(temporary, path)
+        finally:
+            os.unlink(temporary)
+    secret = path.read_text().strip()
+    if len(secret.encode()) < MIN_JWT_SECRET_BYTES:
+        raise ConfigError(f"{path} holds no usable secret: delete it and a new one is generated")
+    return secret

@@ -6,12 +6,24 @@ to gunicorn, which reads WEB_CONCURRENCY itself (1 when unset). Keep it at 1: gu
 its workers without stickiness, which Socket.IO long-polling will need; note that Heroku sets WEB_CONCURRENCY
 from the dyno size, so set it to 1 there. Everything else comes from config.py, the one place that reads the
 environment.
+
+What gunicorn serves is production unless FLASK_ENV or NODE_ENV names development or testing explicitly (the
+Procfile names nothing), and production's settings are checked here, in the master, before any worker starts:
+gunicorn refuses to serve without a real JWT_SECRET, SMTP mail and PUBLIC_BASE_URL, or with an unknown
+environment name, and says why.
 """
 
-from config import config_for
+# Module-level names are read as gunicorn settings (`config` is one), hence the underscores.
+import config as _config
 
-# Module-level names are read as gunicorn settings (`config` is one), hence the underscore.
-_settings = config_for()
+try:
+    _config.default_environment("production")
+    _settings = _config.config_for()
+    if _settings.ENV_NAME == "production":
+        _config.check_production(_config.settings_of(_settings))
+except _config.ConfigError as _exc:
+    raise SystemExit(f"gunicorn: {_exc}\n(gunicorn serves production unless FLASK_ENV or NODE_ENV names development "
+                     "or testing)") from None
 
 # HOST, then APP_PORT or PORT (Heroku sets PORT); production listens on 0.0.0.0 unless HOST says otherwise.
 bind = f"{_settings.HOST}:{_settings.PORT}"

@@ -12,9 +12,13 @@ from psycogreen.gevent import patch_psycopg  # noqa: E402
 
 patch_psycopg()
 
+from config import ConfigError  # noqa: E402
 from fantasize import create_app  # noqa: E402
 
-app = create_app()
+try:
+    app = create_app()
+except ConfigError as exc:  # an unknown environment or unsafe production settings: say so, without a traceback
+    raise SystemExit(str(exc)) from None
 
 if __name__ == "__main__":
     from gevent.pywsgi import WSGIServer

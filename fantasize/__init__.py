@@ -34,16 +34,15 @@ def load_config(app: Flask, config: type | str | None, overrides: dict[str, Any]
         app.config["SQLALCHEMY_DATABASE_URI"] = f"sqlite:///{Path(app.instance_path) / 'fantasize.db'}"
     if not app.config.get("UPLOAD_FOLDER"):
         app.config["UPLOAD_FOLDER"] = str(Path(app.instance_path) / "uploads")
+    if app.config["ENV_NAME"] == "development" and not app.config.get("JWT_SECRET"):
+        app.config["JWT_SECRET"] = config_module.instance_secret(Path(app.instance_path))
     if app.config["ENV_NAME"] == "production":
         check_production_config(app.config)
 
 
 def check_production_config(cfg: dict[str, Any]) -> None:
-    secret = cfg.get("JWT_SECRET") or ""
-    if len(secret.encode()) < config_module.MIN_JWT_SECRET_BYTES:
-        raise RuntimeError(
-            f"JWT_SECRET must be set to at least {config_module.MIN_JWT_SECRET_BYTES} bytes in production"
-        )
+    """A real JWT_SECRET, SMTP mail and a public address, or a ConfigError naming what is missing."""
+    config_module.check_production(cfg)
 
 
 def register_platform(app: Flask) -> None:

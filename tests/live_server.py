@@ -11,6 +11,8 @@ from pathlib import Path
 
 import requests
 
+from config import TestingConfig
+
 ROOT = Path(__file__).resolve().parent.parent
 
 
@@ -21,14 +23,18 @@ def free_port() -> int:
 
 
 class LiveServer:
-    """`gunicorn -c gunicorn.conf.py wsgi:app` on a free loopback port, with the given environment."""
+    """`gunicorn -c gunicorn.conf.py wsgi:app` on a free loopback port, with the given environment.
+
+    It signs tokens with this test process's secret, so a token minted here (tests.factories) works there.
+    """
 
     def __init__(self, env: dict[str, str], workers: int = 2, log_path: Path | None = None) -> None:
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.env = {
-            **os.environ,
+            **{name: value for name, value in os.environ.items() if name != "NODE_ENV"},  # FLASK_ENV says it
             "FLASK_ENV": "testing",
+            "JWT_SECRET": TestingConfig.JWT_SECRET,
             "HOST": "127.0.0.1",
             "APP_PORT": str(self.port),
             "WEB_CONCURRENCY": str(workers),

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import contextlib
+import logging
+import shutil
 import subprocess
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
@@ -30,17 +33,40 @@ def all_at_once(calls: list[Callable[[], Any]]) -> list[Any]:
         return list(pool.map(run, calls))
 
 
+def skip_or_fail(message: str) -> None:
+    """A missing service skips the test locally and fails it in CI (TestingConfig.REQUIRE_SERVICES): in CI
+    nothing may skip silently."""
+    if TestingConfig.REQUIRE_SERVICES:
+        pytest.fail(message)
+    pytest.skip(message)
+
+
 def shared_redis(url: str = TestingConfig.TEST_REDIS_URL) -> Redis:
     """The tests' Redis, or a skip (a failure in CI) when it does not answer."""
     client = Redis.from_url(url, socket_connect_timeout=1, socket_timeout=2)
     try:
         client.ping()
     except RedisError as exc:
-        message = f"Redis is not reachable at {url}: {exc}"
-        if TestingConfig.REQUIRE_SERVICES:
-            pytest.fail(message)
-        pytest.skip(message)
+        skip_or_fail(f"Redis is not reachable at {url}: {exc}")
     return client
+
+
+@contextlib.contextmanager
+def recorded(logger: str) -> Iterator[list[logging.LogRecord]]:
+    """The records a logger emits meanwhile, from any thread (the app's loggers do not propagate to pytest's)."""
+    records: list[logging.LogRecord] = []
+    handler = logging.Handler()
+    handler.emit = records.append
+    logging.getLogger(logger).addHandler(handler)
+    try:
+        yield records
+    finally:
+        logging.getLogger(logger).removeHandler(handler)
+
+
+def arabic_indic(number: int) -> str:
+    """The number in Arabic-Indic digits, which int() reads as the number and str.isdigit() accepts."""
+    return "".join(chr(0x660 + int(digit)) for digit in str(number))
 
 
 def delete_prefix(client: Redis, prefix: str) -> None:
@@ -52,7 +78,8 @@ def delete_prefix(client: Redis, prefix: str) -> None:
 
 class PrivateRedis:
     """A redis-server of a test's own on a free port, to stop and start at will (never the shared one). With
-    `keep_in`, what it holds survives a stop (an append-only file written on every command)."""
+    `keep_in`, what it holds survives a stop (an append-only file written on every command). Without the
+    redis-server program its tests are skipped locally and fail in CI."""
 
     def __init__(self, keep_in: Path | None = None) -> None:
         self.port = free_port()
@@ -61,6 +88,8 @@ class PrivateRedis:
         self.process: subprocess.Popen | None = None
 
     def start(self) -> PrivateRedis:
+        if shutil.which("redis-server") is None:
+            skip_or_fail("redis-server is not installed (apt-get install redis-server)")
         persistence = ["--appendonly", "no"]
         if self.keep_in is not None:
             persistence = ["--appendonly", "yes", "--appendfsync", "always", "--dir", str(self.keep_in)]

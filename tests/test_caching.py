@@ -6,7 +6,6 @@ Each test's app gets its own key prefix in the shared test Redis database and de
 
 from __future__ import annotations
 
-import shutil
 import threading
 import time
 from collections.abc import Iterator
@@ -17,9 +16,12 @@ from uuid import uuid4
 import pytest
 from flask import Flask
 from redis import Redis
+from sqlalchemy import update
 
 from config import TestingConfig
 from fantasize.api.endpoint import endpoint
+from fantasize.extensions import db
+from fantasize.models import Offer, Product
 from fantasize.models.base import utcnow
 from tests.factories import PASSWORD, Factory
 from tests.support import PrivateRedis, all_at_once, delete_prefix, shared_redis
@@ -235,7 +237,7 @@ def test_a_sign_in_keeps_review_lists_but_a_username_change_reaches_them(client,
 
     author.username = "ada_l"
     factory._save(author)
-    assert get(client, reviews).get_json()[0]["user"]["username"] == "ada_l"
+    assert get(client, reviews).get_json()[0]["user"]["displayName"] == "ada_l"
 
 
 def test_an_administrator_is_never_served_from_or_stored_in_the_cache(client, factory):
@@ -255,6 +257,33 @@ def test_an_administrator_is_never_served_from_or_stored_in_the_cache(client, fa
     again = get(client, "/api/v1/products")
     assert again.headers["X-Cache"] == "HIT" and [p["name"] for p in again.get_json()] == ["On Sale"]
     assert client.get("/api/v1/products?includeInactive=true").status_code == 401
+
+
+def test_a_cached_page_never_shows_the_administrators_view_nor_the_reverse(client, factory):
+    unstarted = factory.offer(valid_from=utcnow() + timedelta(days=1), valid_to=utcnow() + timedelta(days=2))
+    mug, withdrawn = factory.product(name="Mug", offer=unstarted), factory.product(name="Gone", is_active=False)
+    package = factory.package(products=[(mug, 1), (withdrawn, 1)], offer=unstarted)
+    admin = factory.headers(factory.admin())
+    pages = (f"/api/v1/packages/{package.id}", "/api/v1/packages", f"/api/v1/products/{mug.id}")
+
+    def seen(response) -> tuple[Any, list[str] | None]:
+        body = response.get_json()
+        body = body[0] if isinstance(body, list) else body
+        items = sorted(entry["product"]["name"] for entry in body["items"]) if "items" in body else None
+        return body["offer"], items
+
+    staff = [seen(get(client, path, headers=admin)) for path in pages]  # computed for an admin: never stored
+    public = [get(client, path) for path in pages]
+    again = [get(client, path) for path in pages]
+    staff_again = [get(client, path, headers=admin) for path in pages]
+
+    assert [r.headers["X-Cache"] for r in public + again] == ["MISS"] * 3 + ["HIT"] * 3
+    assert [seen(r) for r in public] == [seen(r) for r in again] == [(None, ["Mug"]), (None, ["Mug"]), (None, None)]
+    linked = {"id": unstarted.id, "discountPercent": "20.00"}
+    assert staff == [seen(r) for r in staff_again] == [
+        (linked, ["Gone", "Mug"]), (linked, ["Gone", "Mug"]), (linked, None),
+    ]
+    assert all("X-Cache" not in r.headers for r in staff_again)
 
 
 def test_signed_in_customers_are_served_the_public_pages(client, factory):
@@ -301,6 +330,26 @@ def test_pages_showing_offers_expire_when_an_offer_starts_or_ends(app, client, f
     ttls = sorted(redis.ttl(key) for key in redis.scan_iter(match=f"{redis_settings['CACHE_KEY_PREFIX']}page:*"))
     assert 0 < ttls[0] <= 90  # products show offers: gone when the offer ends
     assert ttls[1] > 90 and ttls[1] <= app.config["CACHE_TTL_CATEGORIES"]  # brands do not
+
+
+def test_a_page_computed_while_an_offer_starts_is_not_kept(make_app, redis_settings):
+    app = make_app(**redis_settings)
+    with app.app_context():
+        starts = utcnow() + timedelta(seconds=1)
+        offer_id = Factory(app).offer(valid_from=starts, valid_to=starts + timedelta(days=1)).id
+
+    @endpoint("Says whether the offer runs, slowly", cache=("offers",))
+    def slow():
+        running = db.session.get(Offer, offer_id).is_current(utcnow())
+        time.sleep(max(0.0, (starts - utcnow()).total_seconds()) + 0.2)  # finishes after the offer started
+        return {"running": running}
+
+    app.add_url_rule("/api/v1/test/slow-offer", "slow_offer", slow)
+    client = app.test_client()
+    first = client.get("/api/v1/test/slow-offer")
+    assert (first.get_json(), first.headers["X-Cache"]) == ({"running": False}, "MISS")
+    # Computed before the start but finished after it: already out of date, so never served from the cache.
+    assert client.get("/api/v1/test/slow-offer").get_json() == {"running": True}
 
 
 def counted_view(app: Flask, fail_first: bool = False, seconds: float = 0.3) -> dict[str, int]:
@@ -366,9 +415,7 @@ def test_a_lock_left_by_a_dead_request_expires(make_app, redis_settings):
 
 @pytest.fixture
 def private_redis(tmp_path) -> Iterator[PrivateRedis]:
-    if shutil.which("redis-server") is None:
-        pytest.skip("redis-server is not installed")
-    server = PrivateRedis(keep_in=tmp_path).start()
+    server = PrivateRedis(keep_in=tmp_path).start()  # skips locally, fails in CI, without redis-server
     yield server
     server.stop()
 
@@ -462,8 +509,20 @@ def test_flask_seed_invalidates_the_catalogue(app, client):
 def test_caching_can_be_switched_off(make_app, redis_settings):
     app = make_app(CACHE_ENABLED=False, **redis_settings)
     client = app.test_client()
+    with app.app_context():
+        product_id = Factory(app).product(name="Before").id
+    path = f"/api/v1/products/{product_id}"
+    assert [client.get(path).headers.get("X-Cache") for _ in range(2)] == [None, None]
 
-    assert [client.get("/api/v1/products").headers.get("X-Cache") for _ in range(2)] == [None, None]
+    # Renamed behind the app's back, so no invalidation can announce it: only an uncached read can see it.
+    with app.app_context(), db.engine.begin() as conn:
+        conn.execute(update(Product).where(Product.id == product_id).values(name="After"))
+    assert [get(client, path).get_json()["name"], get(client, "/api/v1/products").get_json()[0]["name"]] == [
+        "After", "After",
+    ]
+    redis = shared_redis(redis_settings["REDIS_URL"])
+    prefix = redis_settings["CACHE_KEY_PREFIX"]
+    assert [key for kind in ("page", "lock") for key in redis.scan_iter(match=f"{prefix}{kind}:*")] == []
 
 
 def test_a_cached_view_must_name_known_domains():

@@ -121,6 +121,34 @@ def test_search_renders_items_in_the_versions_shape(client, factory):
     assert v2["data"]["categories"][0]["name"] == "Velvet"
 
 
+def test_search_shows_no_withdrawn_product_in_a_package_and_no_offer_that_is_not_current(client, factory):
+    now = utcnow()
+    unstarted = factory.offer(valid_from=now + timedelta(days=1), valid_to=now + timedelta(days=9))
+    mug = factory.product(name="Velvet mug", offer=unstarted)
+    withdrawn = factory.product(name="Withdrawn card", is_active=False)
+    factory.package(name="Velvet bundle", products=[(mug, 1), (withdrawn, 1)], offer=unstarted)
+
+    v1 = search(client, "velvet")
+    assert [entry["product"]["name"] for entry in v1["packages"][0]["items"]] == ["Velvet mug"]
+    assert (v1["products"][0]["offer"], v1["packages"][0]["offer"]) == (None, None)
+    v2 = client.get("/api/v2/search", query_string={"q": "velvet"}).json["data"]
+    assert [entry["product"]["name"] for entry in v2["packages"][0]["items"]] == ["Velvet mug"]
+    assert (v2["products"][0]["offer"], v2["packages"][0]["offer"]) == (None, None)
+
+
+def test_home_shows_no_offer_that_is_not_current(client, factory):
+    now = utcnow()
+    factory.product(name="Expired deal", offer=factory.offer(valid_from=now - timedelta(days=9),
+                                                             valid_to=now - timedelta(days=1)))
+    factory.product(name="Switched off deal", offer=factory.offer(is_active=False))
+    for version, unwrap in (("v1", lambda body: body), ("v2", lambda body: body["data"])):
+        home = unwrap(client.get(f"/api/{version}/home").json)
+        assert [(p["name"], p["offer"]) for p in home["newArrivals"]] == [
+            ("Switched off deal", None), ("Expired deal", None),
+        ]
+        assert home["currentOffers"] == []
+
+
 @only_postgresql
 def test_postgresql_full_text_search_matches_words_in_any_order_and_ranks_them(client, factory):
     factory.product(name="Red ceramic mug", description="Holds tea")

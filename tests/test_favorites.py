@@ -58,8 +58,10 @@ def test_removing_leaves_other_users_favourites_alone(client, factory):
     owner, other, product = factory.user(), factory.user(), factory.product()
     put(client, factory, owner, product)
     put(client, factory, other, product)
-    client.delete(f"/api/v1/users/me/favorites/products/{product.id}", headers=factory.headers(other))
-    assert len(client.get(FAVORITES, headers=factory.headers(owner)).json) == 1
+    removed = client.delete(f"/api/v1/users/me/favorites/products/{product.id}", headers=factory.headers(other))
+    assert removed.status_code == 204
+    assert client.get(FAVORITES, headers=factory.headers(other)).json == []
+    assert [f["item"]["id"] for f in client.get(FAVORITES, headers=factory.headers(owner)).json] == [product.id]
 
 
 def test_the_list_is_the_owners_newest_first_and_paginated(client, factory):

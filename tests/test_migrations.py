@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import psycopg2
 import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
@@ -13,6 +14,7 @@ from config import TestingConfig
 from fantasize import create_app
 from fantasize.extensions import db
 from tests.conftest import _postgres_url, _recreate_postgres_database
+from tests.support import skip_or_fail
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])
@@ -23,10 +25,8 @@ def empty_database_url(request, tmp_path):
     url = url.set(database=f"{url.database}_migrations").render_as_string(hide_password=False)
     try:
         _recreate_postgres_database(url)
-    except Exception as exc:  # noqa: BLE001 - any connection failure means the service is missing
-        if TestingConfig.REQUIRE_SERVICES:
-            pytest.fail(f"PostgreSQL is not reachable: {exc}")
-        pytest.skip(f"PostgreSQL is not reachable: {exc}")
+    except psycopg2.OperationalError as exc:  # only a server that does not answer; any other error is a failure
+        skip_or_fail(f"PostgreSQL is not reachable: {exc}")
     return url
 
 

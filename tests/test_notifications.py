@@ -237,6 +237,32 @@ def test_a_shipping_notice_carries_the_details_and_tracking_number(client, facto
     assert notification["data"]["details"] == details
 
 
+def test_a_status_notice_carries_only_the_details_meant_for_the_customer(client, factory, delivered):
+    user = factory.user()
+    headers = factory.headers(user)
+    item = {"productId": factory.product().id, "quantity": 1}
+    order_id = client.post("/api/v1/orders", json={"items": [item]}, headers=headers).json["id"]
+    admin = factory.headers(factory.admin())
+    for status, details in (("confirmed", {"note": "internal"}),
+                            ("processing", None),
+                            ("shipped", {"trackingNumber": "TRK-9", "estimatedDelivery": "2030-01-02",
+                                         "note": "fragile", "carrierAccount": "ACME-0042"})):
+        moved = client.patch(f"/api/v1/orders/{order_id}/status", json={"status": status, "details": details},
+                             headers=admin)
+        assert moved.status_code == 200, moved.json
+
+    inbox = client.get("/api/v1/notifications", headers=headers).json
+    assert [n["data"]["details"] for n in inbox] == [
+        {"trackingNumber": "TRK-9", "estimatedDelivery": "2030-01-02"}, None, None, None,
+    ]
+    assert all(set(n["data"]) == {"orderId", "status", "previousStatus", "details"} for n in inbox)
+    assert "TRK-9" in inbox[0]["message"]
+    # What Socket.IO sends (NotificationCreated) is as clean as what is stored.
+    assert [event.data["details"] for event in delivered][-3:] == [
+        None, None, {"trackingNumber": "TRK-9", "estimatedDelivery": "2030-01-02"},
+    ]
+
+
 def test_a_rolled_back_status_change_leaves_no_notification(client, factory, delivered):
     user = factory.user()
     order = factory.order_of(user, factory.product(), status="cancelled")

@@ -166,6 +166,27 @@ def test_public_sees_only_current_offers_and_admins_may_ask_for_all(client, fact
     assert client.get("/api/v1/offers?include=everything").status_code == 400
 
 
+def test_an_offer_lists_only_its_active_products_and_packages_to_the_public(client, factory, admin_headers,
+                                                                            customer_headers):
+    offer = factory.offer()
+    shown, withdrawn = factory.product(offer=offer), factory.product(offer=offer, is_active=False)
+    box, old_box = factory.package(offer_id=offer.id), factory.package(offer_id=offer.id, is_active=False)
+
+    for headers in ({}, customer_headers):
+        [listed] = client.get("/api/v1/offers", headers=headers).json
+        single = client.get(f"/api/v2/offers/{offer.id}", headers=headers).json["data"]
+        for body in (listed, single):
+            assert (body["productIds"], body["packageIds"]) == ([shown.id], [box.id])
+
+    everything = ([shown.id, withdrawn.id], [box.id, old_box.id])
+    for path in (f"/api/v1/offers/{offer.id}", "/api/v1/offers?include=all"):
+        body = client.get(path, headers=admin_headers).json
+        body = body[0] if isinstance(body, list) else body
+        assert (body["productIds"], body["packageIds"]) == everything
+    changed = client.patch(f"/api/v1/offers/{offer.id}", headers=admin_headers, json={"title": "Renamed"})
+    assert (changed.json["productIds"], changed.json["packageIds"]) == everything
+
+
 def test_offer_lists_paginate_in_v1_and_v2(client, factory):
     for _ in range(3):
         factory.offer()

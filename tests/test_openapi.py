@@ -6,13 +6,16 @@ import re
 from collections.abc import Iterator
 from typing import Any
 
+import pytest
 from flask import Blueprint
-from marshmallow import fields
+from marshmallow import ValidationError, fields
+from openapi_schema_validator import OAS30Validator
+from openapi_spec_validator import validate as validate_spec
 
 from fantasize.api.endpoint import endpoint
 from fantasize.api.render import Shape
-from fantasize.platform.openapi import spec_for
-from fantasize.schemas.base import CamelSchema, PageQuery
+from fantasize.platform.openapi import RATE_LIMIT_HEADERS, spec_for
+from fantasize.schemas.base import CamelSchema, FullMatch, PageQuery
 
 RULE_VARIABLE = re.compile(r"<(?:\w+(?:\(.*?\))?:)?(\w+)>")
 CAMEL = re.compile(r"^[a-z][a-zA-Z0-9]*$")
@@ -47,6 +50,18 @@ def resolve(document: dict, ref: str) -> Any:
     return node
 
 
+def response_object(document: dict, operation: dict, status: int | str) -> dict:
+    response = operation["responses"][str(status)]
+    return resolve(document, response["$ref"]) if "$ref" in response else response
+
+
+def conforms(document: dict, path: str, method: str, response) -> None:
+    """The response's body is valid against what the document says this operation answers with its status."""
+    declared = response_object(document, document["paths"][path][method], response.status_code)
+    schema = {**declared["content"]["application/json"]["schema"], "components": document["components"]}
+    OAS30Validator(schema).validate(response.json)
+
+
 def operations(document: dict) -> Iterator[tuple[str, str, dict]]:
     for path, item in document["paths"].items():
         for method, operation in item.items():
@@ -78,8 +93,51 @@ def test_every_reference_points_at_a_component(client):
     refs = [node["$ref"] for node in walk(document) if isinstance(node, dict) and "$ref" in node]
     assert refs
     for ref in refs:
-        assert ref.startswith("#/components/schemas/")
+        assert re.match(r"^#/components/(schemas|responses|headers)/", ref), ref
         assert isinstance(resolve(document, ref), dict)
+
+
+def test_an_independent_validator_accepts_the_document(client):
+    # One document (/api/openapi.json) describes every documented version; there are no per-version documents.
+    document = client.get("/api/openapi.json").json
+    assert {path.split("/")[2] for path in document["paths"]} == {"v1", "v2"}
+    validate_spec(document)  # openapi-spec-validator: OpenAPI 3.0 and its ECMA-262 patterns
+
+
+def test_patterns_are_ecma_262_and_the_server_checks_the_same_rule(client):
+    document = client.get("/api/openapi.json").json
+    patterns = {node["pattern"] for node in walk(document) if isinstance(node, dict)
+                and isinstance(node.get("pattern"), str)}
+    assert len(patterns) >= 2
+    for pattern in patterns:
+        # Anchored for ECMA-262 ($ ends the text there), and nothing that only Python understands.
+        assert pattern.startswith("^") and pattern.endswith("$"), pattern
+        assert not re.search(r"\\[AZdwsbB]|\(\?P|\(\?#|\(\?<[=!]", pattern), pattern
+    cvv = document["components"]["schemas"]["PaymentMethodIn"]["properties"]["cvv"]["pattern"]
+    register = document["paths"]["/api/v1/auth/register"]["post"]["requestBody"]["content"]["application/json"]
+    phone = register["schema"]["properties"]["phone"]["pattern"]
+    assert document["components"]["schemas"]["ProfilePartial"]["properties"]["phone"]["pattern"] == phone
+    assert re.search(cvv, "1234") and not re.search(cvv, "12345") and not re.search(cvv, "\u0661\u0662\u0663")
+    assert re.search(phone, "+1 (555) 010-0100") and not re.search(phone, "call me")
+    rule = FullMatch(r"[0-9]{3,4}", error="no")
+    assert rule.regex.pattern == "^(?:[0-9]{3,4})$"
+    assert rule("123") == "123"
+    for bad in ("123\n", "\n123", "12", "\u0661\u0662\u0663"):
+        with pytest.raises(ValidationError):
+            rule(bad)
+
+
+def test_phone_and_cvv_refuse_a_trailing_newline(client, factory):
+    headers = factory.headers(factory.user())
+    response = client.patch("/api/v1/users/me", json={"phone": "+1 555 0100\n"}, headers=headers)
+    assert response.status_code == 422 and "phone" in response.json["error"]["details"]
+    assert client.patch("/api/v1/users/me", json={"phone": "+1 555 0100"}, headers=headers).status_code == 200
+    card = {"method": "card", "cardNumber": "4242 4242 4242 4242", "cardholderName": "A B", "expMonth": 12,
+            "expYear": 2099}
+    response = client.post("/api/v1/users/me/payment-methods", json={**card, "cvv": "123\n"}, headers=headers)
+    assert response.status_code == 422 and "cvv" in response.json["error"]["details"]
+    assert client.post("/api/v1/users/me/payment-methods", json={**card, "cvv": "123"},
+                       headers=headers).status_code == 201
 
 
 def test_every_versioned_endpoint_is_documented_and_nothing_else(app, client):
@@ -118,8 +176,141 @@ def test_responses_follow_each_versions_shape(app, client):
         if spec.body is not None:
             assert {"400", "422"} <= set(operation["responses"])
         for status in spec.errors:
-            error = operation["responses"][str(status)]["content"]["application/json"]["schema"]
+            error = response_object(document, operation, status)["content"]["application/json"]["schema"]
             assert error == {"$ref": "#/components/schemas/Error"}
+
+
+def test_each_operation_declares_the_statuses_its_declaration_implies(app, client):
+    document = client.get("/api/openapi.json").json
+    for path, method, spec in versioned_endpoints(app):
+        responses = document["paths"][path][method]["responses"]
+        where = (path, method)
+        if "{" in path:
+            assert "404" in responses, where  # no such row, or a value that cannot be an id
+        assert responses["429"] == {"$ref": "#/components/responses/TooManyRequests"}, where
+        assert responses["414"] == {"$ref": "#/components/responses/UriTooLong"}, where
+        if spec.body is not None or spec.files:
+            assert {"400", "413", "415", "422"} <= set(responses), where
+        if spec.query is not None:
+            assert "400" in responses, where
+        assert ("503" in responses) is spec.uses_database, where
+        success = responses[str(spec.status)]
+        assert set(RATE_LIMIT_HEADERS) <= set(success.get("headers", {})), where
+    assert "503" not in document["paths"]["/api/v1/versions"]["get"]["responses"]
+    components = document["components"]["responses"]
+    assert {name for name, header in components["TooManyRequests"]["headers"].items() if header["required"]} == {
+        "Retry-After", *RATE_LIMIT_HEADERS}
+    assert components["ServiceUnavailable"]["headers"]["Retry-After"]["required"] is True
+    for version in ("v1", "v2"):
+        placed = document["paths"][f"/api/{version}/orders"]["post"]["responses"]
+        assert placed["200"]["headers"]["Idempotent-Replayed"]["required"] is True
+        assert placed["200"]["content"] == placed["201"]["content"]
+        liked = document["paths"][f"/api/{version}/users/me/favorites/products/{{product_id}}"]["put"]["responses"]
+        assert {"200", "201"} <= set(liked) and liked["200"]["content"] == liked["201"]["content"]
+
+
+def test_without_rate_limits_no_operation_promises_a_429(make_app):
+    document = make_app(RATELIMIT_ENABLED=False).test_client().get("/api/openapi.json").json
+    assert not [path for path, _, operation in operations(document) if "429" in operation["responses"]]
+
+
+def test_a_real_429_carries_the_documented_headers(make_app):
+    app = make_app(RATE_LIMIT_MAX_REQUESTS=1)
+    client = app.test_client()
+    document = client.get("/api/openapi.json").json
+    assert client.get("/api/v1/versions").status_code == 200
+    refused = client.get("/api/v1/versions")
+    assert refused.status_code == 429
+    declared = response_object(document, document["paths"]["/api/v1/versions"]["get"], 429)
+    for name in declared["headers"]:
+        assert int(refused.headers[name]) >= 0, name
+    conforms(document, "/api/v1/versions", "get", refused)
+
+
+def test_the_integration_declares_its_api_key(client):
+    document = client.get("/api/openapi.json").json
+    scheme = document["components"]["securitySchemes"]["apiKeyAuth"]
+    assert scheme == {"type": "apiKey", "in": "header", "name": "X-API-Key"}
+    for version in ("v1", "v2"):
+        assert document["paths"][f"/api/{version}/integrations/inventory"]["post"]["security"] == [{"apiKeyAuth": []}]
+
+
+def test_create_operations_link_to_what_uses_their_result(app, client):
+    document = client.get("/api/openapi.json").json
+    ids = {operation["operationId"]: (path, operation) for path, _, operation in operations(document)}
+    linked = {}
+    for path, method, operation in operations(document):
+        for status, response in operation["responses"].items():
+            for link in response.get("links", {}).values():
+                assert status == "201", (path, method)
+                target_path, _ = ids[link["operationId"]]
+                assert target_path.split("/")[2] == path.split("/")[2]  # same version
+                (name, expression), = link["parameters"].items()
+                assert "{" + name + "}" in target_path
+                assert expression.startswith("$response.body#/data/" if "/v2/" in path else "$response.body#/")
+                linked.setdefault((path, method), set()).add(target_path)
+    for version in ("v1", "v2"):
+        prefix = f"/api/{version}"
+        for create, target in [
+            ("/products", "/products/{product_id}"), ("/packages", "/packages/{package_id}/reviews"),
+            ("/categories", "/categories/{category_id}/subcategories"),
+            ("/categories/{category_id}/subcategories", "/subcategories/{subcategory_id}"),
+            ("/brands", "/brands/{brand_id}"), ("/materials", "/materials/{material_id}"),
+            ("/offers", "/offers/{offer_id}"), ("/customizations", "/customizations/{customization_id}"),
+            ("/users/me/addresses", "/users/me/addresses/{address_id}"),
+            ("/users/me/payment-methods", "/users/me/payment-methods/{payment_method_id}"),
+            ("/cart/items", "/cart/items/{line_id}"), ("/orders", "/orders/{order_id}/history"),
+            ("/products/{product_id}/reviews", "/reviews/{review_id}"), ("/uploads", "/uploads/{stored_name}"),
+            ("/auth/register", "/users/{user_id}"),
+        ]:
+            assert prefix + target in linked.get((prefix + create, "post"), set()), (version, create)
+
+
+@pytest.mark.parametrize("version", ["v1", "v2"])
+def test_following_the_links_of_a_create_reaches_the_resource(client, factory, version):
+    document = client.get("/api/openapi.json").json
+    headers = factory.headers(factory.admin())
+    created = client.post(f"/api/{version}/categories", json={"name": "Linked"}, headers=headers)
+    assert created.status_code == 201
+    links = document["paths"][f"/api/{version}/categories"]["post"]["responses"]["201"]["links"]
+    ids = {operation["operationId"]: (path, method) for path, method, operation in operations(document)}
+    reads = 0
+    for link in links.values():
+        path, method = ids[link["operationId"]]
+        if method != "get":
+            continue
+        (name, expression), = link["parameters"].items()
+        value = created.json
+        for part in expression.removeprefix("$response.body#/").split("/"):
+            value = value[part]
+        response = client.get(path.replace("{" + name + "}", str(value)), headers=headers)
+        assert response.status_code == 200
+        conforms(document, path, "get", response)
+        reads += 1
+    assert reads == 1
+
+
+@pytest.mark.parametrize("version", ["v1", "v2"])
+def test_customization_options_keep_their_documented_shape(client, factory, version):
+    document = client.get("/api/openapi.json").json
+    headers = factory.headers(factory.admin())
+    base = f"/api/{version}/customizations"
+    created = client.post(base, json={"name": "Engraving", "type": "button",
+                                      "options": [{"name": "Gold", "value": "gold"}]}, headers=headers)
+    assert created.status_code == 201
+    conforms(document, base, "post", created)
+    ident = (created.json["data"] if version == "v2" else created.json)["id"]
+    # A PATCH replaces the options whole: each still needs its name and value.
+    refused = client.patch(f"{base}/{ident}", json={"options": [{"name": "Silver"}]}, headers=headers)
+    assert refused.status_code == 422
+    assert refused.json["error"]["details"] == {"options": {"0": {"value": ["Missing data for required field."]}}}
+    changed = client.patch(f"{base}/{ident}", json={"options": [{"name": "Silver", "value": "silver"}]},
+                           headers=headers)
+    assert changed.status_code == 200
+    conforms(document, base + "/{customization_id}", "patch", changed)
+    listed = client.get(base)
+    assert listed.status_code == 200
+    conforms(document, base, "get", listed)
 
 
 def test_the_error_component_describes_the_real_error_body(client):
@@ -185,7 +376,7 @@ def test_schemas_are_named_by_class_without_collisions_and_patch_bodies_require_
     document = app.test_client().get("/api/openapi.json").json
     schemas = document["components"]["schemas"]
     listed = document["paths"]["/api/v1/probes"]["get"]
-    assert listed["responses"]["200"]["headers"].keys() == {"X-Total-Count", "Link"}
+    assert listed["responses"]["200"]["headers"].keys() == {"X-Total-Count", "Link", *RATE_LIMIT_HEADERS}
     assert listed["responses"]["200"]["content"]["application/json"]["schema"]["items"]["$ref"].endswith(
         "/test_openapi.Probe")
     v2_listed = document["paths"]["/api/v2/probes"]["get"]["responses"]["200"]["content"]["application/json"]

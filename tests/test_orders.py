@@ -81,7 +81,7 @@ def test_an_order_from_items_freezes_prices_and_takes_stock(client, factory, sho
     ]
     assert (stock(Product, ring.id), stock(Package, box.id)) == (8, 2)
     history = client.get(f"{ORDERS}/{order['id']}/history", headers=headers).json
-    assert [(h["from"], h["to"], h["actorId"], h["details"]) for h in history] == [(None, "pending", user.id, None)]
+    assert [(h["from"], h["to"], h["details"]) for h in history] == [(None, "pending", None)]
 
 
 def test_an_expired_offer_gives_no_discount(client, factory, shopper):
@@ -435,7 +435,8 @@ def test_completed_orders_keep_their_stock_taken(client, factory, shopper, admin
     product = factory.product(quantity=10)
     order = place(client, shopper[1], items=[line(product, 4)]).json
     for status in ("confirmed", "processing", "shipped", "delivered", "completed"):
-        client.patch(f"{ORDERS}/{order['id']}/status", json={"status": status}, headers=admin)
+        moved = client.patch(f"{ORDERS}/{order['id']}/status", json={"status": status}, headers=admin)
+        assert (moved.status_code, moved.json["status"]) == (200, status), moved.json
     assert stock(Product, product.id) == 6
 
 
@@ -526,8 +527,58 @@ def test_v2_adds_history_and_item_count(client, factory, shopper):
     order = response.json["data"]
     assert set(order) == V1_KEYS | {"history", "itemCount"}
     assert order["itemCount"] == 3
-    assert [(h["from"], h["to"], h["actorId"]) for h in order["history"]] == [(None, "pending", user.id)]
-    assert order["history"][0]["at"].endswith("Z")
+    [placed] = order["history"]
+    assert set(placed) == {"from", "to", "details", "at"}  # never who acted: that is for administrators
+    assert (placed["from"], placed["to"], placed["details"]) == (None, "pending", None)
+    assert placed["at"].endswith("Z")
+
+
+# What customers see of the history
+
+
+def test_customers_see_the_history_without_the_acting_admin_or_internal_details(client, factory, shopper, admin):
+    user, headers = shopper
+    order_id = place(client, headers, items=[line(factory.product(quantity=5))]).json["id"]
+    meant_for_them = {"trackingNumber": "TRK-7", "estimatedDelivery": "2030-01-02"}
+    moves = (("confirmed", {"note": "internal: checked by Bob"}), ("processing", None),
+             ("shipped", {**meant_for_them, "note": "fragile", "carrierAccount": "ACME-0042"}))
+    for status, details in moves:
+        moved = client.patch(f"{ORDERS}/{order_id}/status", json={"status": status, "details": details},
+                             headers=admin)
+        assert moved.status_code == 200, moved.json
+
+    shown = [(None, "pending", None), ("pending", "confirmed", None), ("confirmed", "processing", None),
+             ("processing", "shipped", meant_for_them)]
+    v1 = client.get(f"{ORDERS}/{order_id}/history", headers=headers)
+    v2_history = client.get(f"/api/v2/orders/{order_id}/history", headers=headers).json["data"]
+    v2_order = client.get(f"/api/v2/orders/{order_id}", headers=headers).json["data"]
+    [v2_listed] = client.get("/api/v2/orders", headers=headers).json["data"]
+    assert v1.status_code == 200
+    for history in (v1.json, v2_history, v2_order["history"], v2_listed["history"]):
+        assert [set(entry) for entry in history] == [{"from", "to", "details", "at"}] * 4
+        assert [(entry["from"], entry["to"], entry["details"]) for entry in history] == shown
+    for body in (v1.get_data(as_text=True), str(v2_order)):
+        assert "internal" not in body and "ACME-0042" not in body and "fragile" not in body
+
+    # Administrators see who moved the order and every detail.
+    staff_view = client.get(f"/api/v2/orders/{order_id}", headers=admin).json["data"]["history"]
+    for history in (client.get(f"{ORDERS}/{order_id}/history", headers=admin).json, staff_view):
+        actors = [entry["actorId"] for entry in history]
+        assert actors[0] == user.id and len(set(actors[1:])) == 1 and actors[1] != user.id
+        assert history[1]["details"] == {"note": "internal: checked by Bob"}
+        assert history[3]["details"]["carrierAccount"] == "ACME-0042"
+
+
+def test_an_order_a_customer_cancels_or_places_again_shows_no_actor(client, factory, shopper):
+    _, headers = shopper
+    product = factory.product(quantity=5)
+    placed = client.post("/api/v2/orders", json={"items": [line(product)]}, headers={**headers, "Idempotency-Key": "a"})
+    replayed = client.post("/api/v2/orders", json={"items": [line(product)]},
+                           headers={**headers, "Idempotency-Key": "a"})
+    cancelled = client.post(f"/api/v2/orders/{placed.json['data']['id']}/cancel", headers=headers)
+    assert (placed.status_code, replayed.status_code, cancelled.status_code) == (201, 200, 200)
+    for response in (placed, replayed, cancelled):
+        assert all("actorId" not in entry for entry in response.json["data"]["history"])
 
 
 # Events

@@ -151,6 +151,28 @@ def test_a_package_without_brand_or_subcategory_renders_nulls(client, factory):
     assert (body["brand"], body["subCategory"], body["offer"]) == (None, None, None)
 
 
+def test_a_package_shows_the_public_only_its_active_products(client, factory):
+    mug, card = factory.product(name="Mug"), factory.product(name="Withdrawn card", is_active=False)
+    package = factory.package(name="Gift box", products=[(mug, 1), (card, 2)])
+
+    def contents(body) -> list[str]:
+        return sorted(entry["product"]["name"] for entry in body["items"])
+
+    for headers in ({}, factory.headers(factory.user())):
+        assert contents(client.get(f"/api/v1/packages/{package.id}", headers=headers).json) == ["Mug"]
+        assert contents(client.get(f"/api/v2/packages/{package.id}", headers=headers).json["data"]) == ["Mug"]
+        assert [contents(p) for p in client.get("/api/v1/packages", headers=headers).json] == [["Mug"]]
+        assert [contents(p) for p in client.get("/api/v2/packages", headers=headers).json["data"]] == [["Mug"]]
+
+    # Administrators see every item, so they can see what to replace.
+    admin = factory.headers(factory.admin())
+    everything = ["Mug", "Withdrawn card"]
+    assert contents(client.get(f"/api/v1/packages/{package.id}", headers=admin).json) == everything
+    assert [contents(p) for p in client.get("/api/v2/packages", headers=admin).json["data"]] == [everything]
+    changed = client.patch(f"/api/v1/packages/{package.id}", json={"name": "Gift box 2"}, headers=admin)
+    assert changed.status_code == 200 and contents(changed.json) == everything
+
+
 def test_inactive_package_is_404_for_the_public(client, factory):
     package = factory.package(is_active=False)
     assert client.get(f"/api/v1/packages/{package.id}").status_code == 404

@@ -302,6 +302,30 @@ def test_effective_price_applies_only_active_offers_inside_their_window(client, 
     assert v2["pricing"]["discountPercent"] == ("20.00" if discounted else None)
 
 
+NOT_CURRENT = {
+    "expired": lambda now: {"valid_from": now - timedelta(days=5), "valid_to": now - timedelta(seconds=1)},
+    "unstarted": lambda now: {"valid_from": now + timedelta(hours=1), "valid_to": now + timedelta(days=5)},
+    "switched off": lambda now: {"is_active": False},
+}
+
+
+@pytest.mark.parametrize("window", NOT_CURRENT)
+def test_the_public_never_sees_an_offer_that_is_not_current(client, factory, window):
+    offer = factory.offer(**NOT_CURRENT[window](utcnow()))
+    product = factory.product(offer=offer)
+    assert client.get(f"/api/v1/offers/{offer.id}").status_code == 404
+    for headers in ({}, factory.headers(factory.user())):
+        assert client.get(f"/api/v1/products/{product.id}", headers=headers).json["offer"] is None
+        assert client.get(f"/api/v2/products/{product.id}", headers=headers).json["data"]["offer"] is None
+        assert [p["offer"] for p in client.get("/api/v1/products", headers=headers).json] == [None]
+        assert [p["offer"] for p in client.get("/api/v2/products", headers=headers).json["data"]] == [None]
+
+    # Administrators see the link they made, though it gives no discount now.
+    seen = client.get(f"/api/v1/products/{product.id}", headers=factory.headers(factory.admin())).json
+    assert seen["offer"] == {"id": offer.id, "discountPercent": "20.00"}
+    assert seen["discountPrice"] is None
+
+
 def test_inactive_product_is_404_for_the_public_and_visible_to_admins(client, factory):
     product = factory.product(is_active=False)
     assert client.get(f"/api/v1/products/{product.id}").status_code == 404

@@ -7,6 +7,7 @@ the database, so these tests run on one backend: SQLite, and PostgreSQL for the 
 from __future__ import annotations
 
 import io
+import logging
 import time
 import uuid
 from collections.abc import Callable, Iterator
@@ -15,11 +16,14 @@ from datetime import timedelta
 import jwt
 import pytest
 from flask import Flask
+from sqlalchemy import event
 
-from config import TestingConfig
+from config import ProductionConfig, TestingConfig
+from fantasize import create_app
+from fantasize.extensions import db
 from fantasize.models.base import utcnow
 from tests.factories import Factory
-from tests.support import PrivateRedis, delete_prefix, shared_redis
+from tests.support import PrivateRedis, arabic_indic, delete_prefix, recorded, shared_redis
 from tests.test_uploads import png_bytes
 
 API = "/api/v1"
@@ -143,6 +147,84 @@ def test_a_bad_bearer_token_counts_as_an_anonymous_client(limited):
     assert {r.headers["X-RateLimit-Limit"] for r in responses} == {"2"}
 
 
+# Revoked and malformed tokens: the signed-in budget needs a session that still stands
+
+
+def budget(client, headers: dict[str, str]) -> str:
+    return client.get(VERSIONS, headers=headers).headers["X-RateLimit-Limit"]
+
+
+def test_a_signed_out_users_token_has_only_the_anonymous_budget(limited):
+    app = limited(RATE_LIMIT_MAX_REQUESTS=2, RATE_LIMIT_AUTH_MULTIPLIER=3)
+    ada = signed_in(app)
+    client = app.test_client()
+    assert budget(client, ada) == "6"
+    assert client.post(f"{API}/auth/logout", headers=ada).status_code == 204
+
+    revoked = [client.get(VERSIONS, headers=ada) for _ in range(3)]
+    assert [r.headers["X-RateLimit-Limit"] for r in revoked] == ["2"] * 3
+    assert statuses(revoked) == [200, 200, 429]  # counted with the address, like anyone without a session
+
+
+@pytest.mark.parametrize("change", [{"isActive": False}, {"role": "admin"}])
+def test_a_deactivated_or_re_roled_users_old_token_has_only_the_anonymous_budget(limited, change):
+    app = limited(RATE_LIMIT_MAX_REQUESTS=2, RATE_LIMIT_AUTH_MULTIPLIER=3)
+    with app.app_context():
+        factory = Factory(app)
+        user = factory.user()
+        user_id, old, admin = user.id, factory.headers(user), factory.headers(factory.admin())
+    client = app.test_client()
+    assert budget(client, old) == "6"
+    assert client.patch(f"{API}/users/{user_id}", json=change, headers=admin).status_code == 200
+    assert budget(client, old) == "2"
+
+
+def test_a_revocation_on_another_instance_counts_here_within_the_cache_time(limited):
+    settings = {"RATE_LIMIT_MAX_REQUESTS": 2, "RATE_LIMIT_AUTH_MULTIPLIER": 3, "TOKEN_VERSION_CACHE_SECONDS": 1}
+    here, there = limited(**settings), limited(**settings)
+    ada = signed_in(here)
+    client = here.test_client()
+    assert budget(client, ada) == "6"  # this instance now holds Ada's token version
+    assert there.test_client().post(f"{API}/auth/logout", headers=ada).status_code == 204
+    time.sleep(1.1)
+    assert budget(client, ada) == "2"
+
+
+def test_a_signed_in_request_checks_its_token_version_without_a_query_while_cached(limited):
+    app = limited()
+    ada = signed_in(app)
+    client = app.test_client()
+    statements: list[str] = []
+    with app.app_context():
+        engine = db.engine
+
+    def count(_conn, _cursor, statement, *_args) -> None:
+        statements.append(statement)
+
+    event.listen(engine, "before_cursor_execute", count)
+    try:
+        assert client.get(VERSIONS, headers=ada).status_code == 200
+        assert len(statements) == 1  # the version, once
+        assert client.get(VERSIONS, headers=ada).status_code == 200
+        assert len(statements) == 1
+    finally:
+        event.remove(engine, "before_cursor_execute", count)
+
+
+@pytest.mark.parametrize("subject", ["²", "arabic-indic id", "99999999999999999999999"])
+def test_a_token_whose_subject_is_not_a_plain_user_id_counts_as_anonymous(limited, subject):
+    app = limited(RATE_LIMIT_MAX_REQUESTS=2, RATE_LIMIT_AUTH_MULTIPLIER=3)
+    with app.app_context():
+        user = Factory(app).user()
+        if subject == "arabic-indic id":
+            subject = arabic_indic(user.id)  # int() reads it as the user's id
+        claims = {"sub": subject, "role": "customer", "ver": user.token_version, "iat": utcnow(),
+                  "exp": utcnow() + timedelta(hours=1)}
+    token = jwt.encode(claims, TestingConfig.JWT_SECRET, algorithm="HS256")
+    response = app.test_client().get(VERSIONS, headers={"Authorization": f"Bearer {token}"})
+    assert response.status_code == 200 and response.headers["X-RateLimit-Limit"] == "2"
+
+
 # Who one client is: X-Forwarded-For
 
 
@@ -150,6 +232,34 @@ def test_x_forwarded_for_is_ignored_without_trusted_proxies(limited):
     client = limited(RATE_LIMIT_MAX_REQUESTS=1).test_client()
     assert client.get(VERSIONS, headers={"X-Forwarded-For": "203.0.113.1"}).status_code == 200
     assert client.get(VERSIONS, headers={"X-Forwarded-For": "203.0.113.2"}).status_code == 429
+
+
+def production_app(**settings) -> Flask:
+    return create_app(ProductionConfig, {
+        "SQLALCHEMY_DATABASE_URI": "sqlite://", "JWT_SECRET": TestingConfig.JWT_SECRET, "SMTP_HOST": "127.0.0.1",
+        "PUBLIC_BASE_URL": "https://shop.example.com", "FORCE_HTTPS": False, "REDIS_URL": None, **settings,
+    })
+
+
+def test_production_warns_once_when_requests_come_through_a_proxy_it_does_not_trust():
+    # Behind Heroku's router with PROXY_COUNT=0 every client is the router: one budget for the whole shop.
+    app = production_app()
+    client = app.test_client()
+    with recorded("fantasize.proxy") as records:
+        assert client.get(VERSIONS).status_code == 200
+        assert records == []  # no proxy in front, nothing to say
+        for address in ("203.0.113.1", "203.0.113.2", "203.0.113.3"):
+            assert client.get(VERSIONS, headers={"X-Forwarded-For": address}).status_code == 200
+    [warning] = records
+    assert warning.levelno == logging.WARNING and "PROXY_COUNT" in warning.getMessage()
+
+
+@pytest.mark.parametrize("settings", [{"PROXY_COUNT": 1}, {"ENV_NAME": "development"}])
+def test_no_warning_once_the_proxy_is_trusted_or_outside_production(settings):
+    client = production_app(**settings).test_client()
+    with recorded("fantasize.proxy") as records:
+        assert client.get(VERSIONS, headers={"X-Forwarded-For": "203.0.113.1"}).status_code == 200
+    assert records == []
 
 
 def test_x_forwarded_for_is_honoured_through_the_trusted_proxies(limited):

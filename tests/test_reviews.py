@@ -35,7 +35,7 @@ def test_a_user_reviews_a_product_and_gets_the_review_back(client, factory):
     body = response.json
     assert set(body) == REVIEW_KEYS
     assert body["rating"] == 5 and body["comment"] == "Exactly as pictured"
-    assert body["user"] == {"id": user.id, "username": "Ann"}
+    assert body["user"] == {"displayName": "Ann"}
     assert body["productId"] == product.id and body["packageId"] is None
     assert body["verifiedPurchase"] is False
     assert body["createdAt"].endswith("Z")
@@ -158,6 +158,19 @@ def test_reviews_are_public_newest_first_and_paginated(client, factory):
     assert "email" not in second[0]["user"]
 
 
+def test_review_lists_name_reviewers_by_display_name_never_by_id_or_email(client, factory):
+    product, package = factory.product(), factory.package()
+    ann = factory.user(username="Ann", email="ann.private@example.com")
+    review(client, factory, ann, product)
+    review(client, factory, ann, package, kind="packages")
+    for path in (f"/api/v1/products/{product.id}/reviews", f"/api/v1/packages/{package.id}/reviews"):
+        response = client.get(path)
+        assert [r["user"] for r in response.json] == [{"displayName": "Ann"}]
+        assert "ann.private" not in response.get_data(as_text=True)
+    v2 = client.get(f"/api/v2/products/{product.id}/reviews").json["data"]
+    assert [r["user"] for r in v2] == [{"displayName": "Ann"}]
+
+
 def test_reviews_in_v2_come_in_the_envelope_with_pagination(client, factory):
     package = factory.package()
     review(client, factory, factory.user(), package, kind="packages")
@@ -231,8 +244,9 @@ def test_another_items_reviews_do_not_move_an_items_figures(client, factory):
 
 def test_a_refused_duplicate_leaves_the_figures_alone(client, factory):
     user, product = factory.user(), factory.product()
-    review(client, factory, user, product, rating=3)
-    review(client, factory, user, product, rating=5)
+    assert review(client, factory, user, product, rating=3).status_code == 201
+    refused = review(client, factory, user, product, rating=5)
+    assert refused.status_code == 409 and refused.json["error"]["code"] == "CONFLICT"
     assert rating_of(client, f"products/{product.id}") == (3.0, 1)
 
 

@@ -2,7 +2,14 @@
 
 from __future__ import annotations
 
+import io
+from urllib.parse import urlsplit
+
 import pytest
+
+from fantasize.extensions import db
+from fantasize.models import User
+from tests.test_uploads import GIF, fetch
 
 API = "/api/v1"
 USER_KEYS = {
@@ -22,10 +29,11 @@ def test_me_renders_every_user_field_and_no_secret(client, factory):
     assert body["createdAt"].endswith("Z")
 
 
-def test_avatar_renders_as_its_url(client, factory):
+def test_avatar_renders_as_its_signed_url(client, factory):
     upload = factory.upload()
     user = factory.user(avatar_id=upload.id)
-    assert client.get(f"{API}/users/me", headers=factory.headers(user)).json["avatar"] == upload.url
+    avatar = client.get(f"{API}/users/me", headers=factory.headers(user)).json["avatar"]
+    assert avatar.startswith(f"{upload.url}?expires=") and "&signature=" in avatar
 
 
 def test_v2_me_has_the_envelope(client, factory):
@@ -88,6 +96,69 @@ def test_patch_me_rejects_bad_values(client, factory, changes, field):
     response = client.patch(f"{API}/users/me", headers=factory.headers(factory.user()), json=changes)
     assert response.status_code == 422
     assert field in response.json["error"]["details"]
+
+
+def upload_image(client, user_headers, content: bytes = GIF) -> dict:
+    response = client.post(f"{API}/uploads", headers=user_headers, content_type="multipart/form-data",
+                           data={"file": (io.BytesIO(content), "me.gif")})
+    assert response.status_code == 201, response.json
+    return response.json
+
+
+def test_patch_me_sets_and_clears_the_avatar(client, factory):
+    headers = factory.headers(factory.user())
+    picture = upload_image(client, headers)
+    response = client.patch(f"{API}/users/me", headers=headers, json={"avatarId": picture["id"]})
+    assert response.status_code == 200, response.json
+    avatar = response.json["avatar"]
+    assert urlsplit(avatar).path == f"{API}/uploads/{picture['storedName']}"
+    assert client.get(f"{API}/users/me", headers=headers).json["avatar"].startswith(avatar.partition("?")[0])
+    shown = fetch(client, avatar)  # what an <img> tag does: no token
+    assert shown.status_code == 200 and shown.data == GIF
+    cleared = client.patch(f"{API}/users/me", headers=headers, json={"avatarId": None})
+    assert cleared.status_code == 200 and cleared.json["avatar"] is None
+
+
+def test_the_avatar_is_one_of_your_own_images(client, factory):
+    me, someone = factory.user(), factory.user()
+    headers = factory.headers(me)
+    mine = factory.upload(owner_id=me.id)
+    theirs = factory.upload(owner_id=someone.id)
+    my_pdf = factory.upload(owner_id=me.id, mime_type="application/pdf", stored_name=f"{'e' * 32}.pdf")
+    client.patch(f"{API}/users/me", headers=headers, json={"avatarId": mine.id})
+    # Someone else's upload reads exactly like one that does not exist (422: which ids exist is not told).
+    for upload_id, message in ((theirs.id, f"No upload {theirs.id} of yours."),
+                               (999_999, "No upload 999999 of yours."),
+                               (my_pdf.id, f"Upload {my_pdf.id} is not an image.")):
+        response = client.patch(f"{API}/users/me", headers=headers, json={"avatarId": upload_id})
+        assert response.status_code == 422
+        assert response.json["error"]["details"] == {"avatarId": [message]}
+    for value in ("1", True, 1.5, -(2**70)):
+        response = client.patch(f"{API}/users/me", headers=headers, json={"avatarId": value})
+        assert response.status_code == 422 and "avatarId" in response.json["error"]["details"], value
+    db.session.expire_all()
+    assert db.session.get(User, me.id).avatar_id == mine.id  # every refusal left it alone
+
+
+def test_registration_takes_no_avatar(client, factory):
+    upload = factory.upload()
+    response = client.post(f"{API}/auth/register", json={
+        "email": "new@example.com", "password": "long enough", "username": "New", "avatarId": upload.id})
+    assert response.status_code == 422
+    assert response.json["error"]["details"] == {"avatarId": ["Unknown field."]}
+
+
+def test_an_avatar_is_shown_only_to_its_user_and_admins(client, factory):
+    user = factory.user()
+    headers = factory.headers(user)
+    picture = upload_image(client, headers)
+    client.patch(f"{API}/users/me", headers=headers, json={"avatarId": picture["id"]})
+    path = f"{API}/uploads/{picture['storedName']}"
+    assert fetch(client, path).status_code == 404
+    assert fetch(client, path, headers=factory.headers(factory.user())).status_code == 404
+    admin = factory.headers(factory.admin())
+    listed = client.get(f"{API}/users?q={user.email}", headers=admin).json
+    assert fetch(client, listed[0]["avatar"]).status_code == 200  # the admin's list gives a working URL too
 
 
 def test_patch_me_with_a_phone_someone_else_uses_is_409(client, factory):

@@ -23,6 +23,7 @@ from fantasize.api import (
     uploads,
     versioning,
 )
+from fantasize.api.converters import IdConverter
 
 MOUNTS = (("v0", "/api/v0"), ("v1", "/api/v1"), ("v2", "/api/v2"), ("api", "/api"))
 DOMAIN_BLUEPRINTS = (
@@ -41,6 +42,8 @@ def build_blueprint() -> Blueprint:
 def init_app(app: Flask) -> None:
     versioning.init_app(app)
     errors.init_app(app)
+    # Before any route is added: a rule takes its converters from the map when it is added.
+    app.url_map.converters["int"] = IdConverter
     api = build_blueprint()
     # Versions share every view; a mount's name tells the resolver which version its paths speak.
     for name, prefix in MOUNTS:

@@ -26,7 +26,7 @@ def get_cart():
 @bp.post("/cart/items")
 @endpoint("Add an item with its customization choices; the same item and choices add to the existing line "
           "(at most 99)", returns=CART_LINE, status=201, body=CartLineInSchema, auth="user", tags=("cart",),
-          errors=(401, 409, 422))
+          errors=(401, 409, 422), creates="line_id")
 def add_cart_line(body):
     return cart.add_line(current_user(), body)
 

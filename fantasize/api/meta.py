@@ -24,6 +24,6 @@ VERSION = Shape("Version", VersionSchema)
 
 
 @bp.get("/versions")
-@endpoint("List the API versions and their status", returns=VERSION, many=True, tags=("meta",))
+@endpoint("List the API versions and their status", returns=VERSION, many=True, tags=("meta",), uses_database=False)
 def list_versions():
     return version_catalogue()

@@ -6,15 +6,23 @@ from flask import Blueprint
 
 from fantasize.api.auth import current_user
 from fantasize.api.endpoint import endpoint
-from fantasize.api.render import Shape
+from fantasize.api.render import Shape, render_for
 from fantasize.platform.cache.domains import CUSTOMIZATION_PAGE, OFFER_PAGE
 from fantasize.schemas.base import PageQuery
-from fantasize.schemas.offers import CustomizationInSchema, CustomizationSchema, OfferInSchema, OfferQuery, OfferSchema
+from fantasize.schemas.offers import (
+    CustomizationInSchema,
+    CustomizationSchema,
+    OfferInSchema,
+    OfferQuery,
+    OfferSchema,
+    StaffOfferSchema,
+)
 from fantasize.services import offers
 
 bp = Blueprint("offers", __name__)
 
 OFFER = Shape("Offer", OfferSchema)
+STAFF_OFFER = Shape("Offer", StaffOfferSchema)  # administrators': withdrawn products and packages too
 CUSTOMIZATION = Shape("Customization", CustomizationSchema)
 
 WRITE_ERRORS = (400, 401, 403, 415, 422)
@@ -24,12 +32,14 @@ WRITE_ERRORS = (400, 401, 403, 415, 422)
 @endpoint("List current offers (`include=all`: every offer, admins only)", returns=OFFER, many=True,
           query=OfferQuery, auth="optional", cache=OFFER_PAGE, tags=("offers",), errors=(400, 401, 403))
 def list_offers(args):
-    return offers.list_offers(current_user(), args["include"], args["page"], args["limit"])
+    viewer = current_user()
+    page = offers.list_offers(viewer, args["include"], args["page"], args["limit"])
+    return render_for(viewer, page, OFFER, STAFF_OFFER, many=True)
 
 
 @bp.post("/offers")
-@endpoint("Create an offer and link products and packages to it", returns=OFFER, status=201, body=OfferInSchema,
-          auth="admin", tags=("offers",), errors=WRITE_ERRORS)
+@endpoint("Create an offer and link products and packages to it", returns=STAFF_OFFER, status=201,
+          body=OfferInSchema, auth="admin", tags=("offers",), errors=WRITE_ERRORS)
 def create_offer(body):
     return offers.create_offer(body)
 
@@ -38,12 +48,13 @@ def create_offer(body):
 @endpoint("Get an offer (admins also see offers that are not current)", returns=OFFER, auth="optional",
           cache=OFFER_PAGE, tags=("offers",), errors=(401, 404))
 def get_offer(offer_id: int):
-    return offers.get_offer(offer_id, current_user())
+    viewer = current_user()
+    return render_for(viewer, offers.get_offer(offer_id, viewer), OFFER, STAFF_OFFER)
 
 
 @bp.patch("/offers/<int:offer_id>")
-@endpoint("Change an offer; productIds and packageIds replace the linked sets", returns=OFFER, body=OfferInSchema,
-          partial=True, auth="admin", tags=("offers",), errors=(*WRITE_ERRORS, 404))
+@endpoint("Change an offer; productIds and packageIds replace the linked sets", returns=STAFF_OFFER,
+          body=OfferInSchema, partial=True, auth="admin", tags=("offers",), errors=(*WRITE_ERRORS, 404))
 def update_offer(offer_id: int, body):
     return offers.update_offer(offer_id, body)
 

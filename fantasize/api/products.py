@@ -6,7 +6,7 @@ from flask import Blueprint
 
 from fantasize.api.auth import current_user
 from fantasize.api.endpoint import endpoint
-from fantasize.api.render import Shape
+from fantasize.api.render import Shape, render_for
 from fantasize.platform.cache.domains import PACKAGE_PAGE, PRODUCT_PAGE
 from fantasize.schemas.products import (
     PackageInSchema,
@@ -17,6 +17,10 @@ from fantasize.schemas.products import (
     ProductQuery,
     ProductSchema,
     ProductV2Schema,
+    StaffPackageSchema,
+    StaffPackageV2Schema,
+    StaffProductSchema,
+    StaffProductV2Schema,
     StockInSchema,
 )
 from fantasize.services import products
@@ -25,6 +29,9 @@ bp = Blueprint("products", __name__)
 
 PRODUCT = Shape("Product", ProductSchema, ProductV2Schema)
 PACKAGE = Shape("Package", PackageSchema, PackageV2Schema)
+# Administrators' reads and writes: every linked offer and package item, whatever its state.
+STAFF_PRODUCT = Shape("Product", StaffProductSchema, StaffProductV2Schema)
+STAFF_PACKAGE = Shape("Package", StaffPackageSchema, StaffPackageV2Schema)
 
 WRITE_ERRORS = (400, 401, 403, 404, 409, 415, 422)
 
@@ -34,25 +41,27 @@ WRITE_ERRORS = (400, 401, 403, 404, 409, 415, 422)
           many=True, query=ProductQuery, auth="optional", cache=PRODUCT_PAGE, tags=("products",),
           errors=(400, 401, 403))
 def list_products(args):
-    return products.list_products(args, current_user())
+    viewer = current_user()
+    return render_for(viewer, products.list_products(args, viewer), PRODUCT, STAFF_PRODUCT, many=True)
 
 
 @bp.get("/products/<int:product_id>")
 @endpoint("One product (inactive ones for admins only)", returns=PRODUCT, auth="optional", cache=PRODUCT_PAGE,
           tags=("products",), errors=(401, 404))
 def get_product(product_id):
-    return products.get_product(product_id, current_user())
+    viewer = current_user()
+    return render_for(viewer, products.get_product(product_id, viewer), PRODUCT, STAFF_PRODUCT)
 
 
 @bp.post("/products")
-@endpoint("Create a product", returns=PRODUCT, status=201, body=ProductInSchema, auth="admin", tags=("products",),
-          errors=(400, 401, 403, 409, 415, 422))
+@endpoint("Create a product", returns=STAFF_PRODUCT, status=201, body=ProductInSchema, auth="admin",
+          tags=("products",), errors=(400, 401, 403, 409, 415, 422))
 def create_product(body):
     return products.create_product(body)
 
 
 @bp.patch("/products/<int:product_id>")
-@endpoint("Change a product; a given list replaces the old one", returns=PRODUCT, body=ProductInSchema,
+@endpoint("Change a product; a given list replaces the old one", returns=STAFF_PRODUCT, body=ProductInSchema,
           partial=True, auth="admin", tags=("products",), errors=WRITE_ERRORS)
 def update_product(product_id, body):
     return products.update_product(product_id, body)
@@ -67,7 +76,7 @@ def delete_product(product_id):
 
 @bp.patch("/products/<int:product_id>/stock")
 @endpoint("Set a product's stock ({quantity}) or move it atomically ({delta}; 409 INSUFFICIENT_STOCK below 0)",
-          returns=PRODUCT, body=StockInSchema, auth="admin", tags=("products",), errors=WRITE_ERRORS)
+          returns=STAFF_PRODUCT, body=StockInSchema, auth="admin", tags=("products",), errors=WRITE_ERRORS)
 def change_product_stock(product_id, body):
     return products.change_product_stock(product_id, **body)
 
@@ -77,25 +86,27 @@ def change_product_stock(product_id, body):
           many=True, query=PackageQuery, auth="optional", cache=PACKAGE_PAGE, tags=("packages",),
           errors=(400, 401, 403))
 def list_packages(args):
-    return products.list_packages(args, current_user())
+    viewer = current_user()
+    return render_for(viewer, products.list_packages(args, viewer), PACKAGE, STAFF_PACKAGE, many=True)
 
 
 @bp.get("/packages/<int:package_id>")
 @endpoint("One package (inactive ones for admins only)", returns=PACKAGE, auth="optional", cache=PACKAGE_PAGE,
           tags=("packages",), errors=(401, 404))
 def get_package(package_id):
-    return products.get_package(package_id, current_user())
+    viewer = current_user()
+    return render_for(viewer, products.get_package(package_id, viewer), PACKAGE, STAFF_PACKAGE)
 
 
 @bp.post("/packages")
-@endpoint("Create a package of products", returns=PACKAGE, status=201, body=PackageInSchema, auth="admin",
+@endpoint("Create a package of products", returns=STAFF_PACKAGE, status=201, body=PackageInSchema, auth="admin",
           tags=("packages",), errors=(400, 401, 403, 409, 415, 422))
 def create_package(body):
     return products.create_package(body)
 
 
 @bp.patch("/packages/<int:package_id>")
-@endpoint("Change a package; a given list replaces the old one", returns=PACKAGE, body=PackageInSchema,
+@endpoint("Change a package; a given list replaces the old one", returns=STAFF_PACKAGE, body=PackageInSchema,
           partial=True, auth="admin", tags=("packages",), errors=WRITE_ERRORS)
 def update_package(package_id, body):
     return products.update_package(package_id, body)
@@ -110,6 +121,6 @@ def delete_package(package_id):
 
 @bp.patch("/packages/<int:package_id>/stock")
 @endpoint("Set a package's stock ({quantity}) or move it atomically ({delta}; 409 INSUFFICIENT_STOCK below 0)",
-          returns=PACKAGE, body=StockInSchema, auth="admin", tags=("packages",), errors=WRITE_ERRORS)
+          returns=STAFF_PACKAGE, body=StockInSchema, auth="admin", tags=("packages",), errors=WRITE_ERRORS)
 def change_package_stock(package_id, body):
     return products.change_package_stock(package_id, **body)

@@ -9,6 +9,7 @@ from urllib.parse import urlencode
 from flask import Response, current_app, g, jsonify, request
 from marshmallow import Schema
 
+from fantasize.models import User
 from fantasize.models.base import utcnow
 from fantasize.services.common import Page
 
@@ -62,6 +63,13 @@ def render(result: Any, shape: Shape | None, *, many: bool = False, status: int 
         response = jsonify({"success": True, "data": data, "meta": _meta()} if version == "v2" else data)
     response.status_code = status
     return response
+
+
+def render_for(viewer: User | None, result: Any, public: Shape, staff: Shape, **kwargs: Any) -> Response:
+    """Render what `viewer` may see: administrators get the `staff` shape (inactive links, internal details),
+    everyone else the `public` one. The page cache neither serves nor stores an administrator's read, so a staff
+    rendering never reaches anyone else."""
+    return render(result, staff if viewer is not None and viewer.is_admin else public, **kwargs)
 
 
 def no_content() -> Response:

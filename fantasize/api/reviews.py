@@ -5,7 +5,7 @@ from __future__ import annotations
 from flask import Blueprint, Response
 
 from fantasize.api.auth import current_user
-from fantasize.api.endpoint import endpoint
+from fantasize.api.endpoint import Outcome, endpoint
 from fantasize.api.render import Shape, render
 from fantasize.platform.cache.domains import PACKAGE_REVIEWS_PAGE, PRODUCT_REVIEWS_PAGE
 from fantasize.schemas.base import PageQuery
@@ -18,6 +18,7 @@ REVIEW = Shape("Review", ReviewSchema)
 FAVORITE = Shape("Favorite", FavoriteSchema, FavoriteV2Schema)
 
 CREATE_ERRORS = (401, 404, 409)
+ALREADY_FAVORITE = Outcome(200, "It already was a favourite")
 
 
 @bp.get("/products/<int:product_id>/reviews")
@@ -70,14 +71,14 @@ def _added(kind: str, item_id: int) -> Response:
 
 @bp.put("/users/me/favorites/products/<int:product_id>")
 @endpoint("Add an active product to the favourites: 201 when added, 200 when it already was one",
-          returns=FAVORITE, status=201, auth="user", tags=("favorites",), errors=(401, 404))
+          returns=FAVORITE, status=201, auth="user", tags=("favorites",), errors=(401, 404), also=(ALREADY_FAVORITE,))
 def add_favorite_product(product_id):
     return _added("product", product_id)
 
 
 @bp.put("/users/me/favorites/packages/<int:package_id>")
 @endpoint("Add an active package to the favourites: 201 when added, 200 when it already was one",
-          returns=FAVORITE, status=201, auth="user", tags=("favorites",), errors=(401, 404))
+          returns=FAVORITE, status=201, auth="user", tags=("favorites",), errors=(401, 404), also=(ALREADY_FAVORITE,))
 def add_favorite_package(package_id):
     return _added("package", package_id)
 

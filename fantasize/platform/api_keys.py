@@ -101,4 +101,5 @@ def require_api_key(view: Callable[..., Any]) -> Callable[..., Any]:
         check_api_key(request.headers.get(HEADER), request.remote_addr)
         return view(*args, **kwargs)
 
+    wrapper.api_key_header = HEADER  # read by the OpenAPI document (its apiKeyAuth security scheme)
     return wrapper

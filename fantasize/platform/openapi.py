@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 from collections import defaultdict
+from dataclasses import dataclass
 from decimal import Decimal
 from http import HTTPStatus
 from typing import Any
@@ -16,7 +17,9 @@ from marshmallow import Schema
 from werkzeug.routing import Rule
 
 from fantasize.api.endpoint import EndpointSpec
-from fantasize.schemas.base import Money
+from fantasize.platform.api_keys import HEADER as API_KEY_HEADER
+from fantasize.platform.rate_limits import EXEMPT_PATHS
+from fantasize.schemas.base import Money, camelcase
 
 OPENAPI_VERSION = "3.0.3"
 DOCUMENTED_VERSIONS = ("v1", "v2")
@@ -24,6 +27,17 @@ JSON = "application/json"
 ERROR = "Error"
 # Our own components; a schema class with one of these names gets a qualified name instead.
 RESERVED_NAMES = (ERROR, "EnvelopeMeta", "Pagination", "PageMeta")
+# Error responses with headers of their own are shared components (the others are written inline).
+SHARED_ERRORS = {414: "UriTooLong", 429: "TooManyRequests", 503: "ServiceUnavailable"}
+RATE_LIMIT_HEADERS = {
+    "X-RateLimit-Limit": "Requests allowed in the current window of the strictest limit that applies",
+    "X-RateLimit-Remaining": "Requests left in that window",
+    "X-RateLimit-Reset": "When that window ends, in Unix seconds",
+}
+# Text the API accepts: no C0 control character but tab, newline and carriage return (as ECMA-262 and Python read it).
+TEXT_PATTERN = r"^[^\u0000-\u0008\u000B\u000C\u000E-\u001F]*$"
+RETRY_AFTER = {"description": "Seconds to wait before trying again", "required": True,
+               "schema": {"type": "integer", "minimum": 0}}
 
 _VERSIONED_PATH = re.compile(r"^/api/(v\d+)(?:/|$)")
 # Werkzeug's rule syntax: <converter(args):name> or <name>.
@@ -54,7 +68,11 @@ v1 renders bare resources (lists as arrays with `X-Total-Count` and `Link` heade
 **Errors** always use the `Error` body below, whatever the version.
 
 **Auth.** Send `Authorization: Bearer <accessToken>` (from `POST /api/v1/auth/login`) where an operation
-lists `bearerAuth`."""
+lists `bearerAuth`, and `X-API-Key` where it lists `apiKeyAuth`.
+
+**Limits.** Rate-limited operations list a `429` response; their responses carry `X-RateLimit-Limit`,
+`X-RateLimit-Remaining` and `X-RateLimit-Reset`, and a `429` adds `Retry-After`. An operation that needs the
+database answers `503` with `Retry-After` while it is unavailable."""
 
 
 def spec_for(app: Flask) -> dict[str, Any]:
@@ -150,15 +168,74 @@ def _build(app: Flask, namer: SchemaNamer) -> dict[str, Any]:
     plugin.map_to_openapi_type(Money, "string", "decimal")
     _register_components(spec)
     operation_ids: set[str] = set()
+    entries = []
     for rule, endpoint_spec in documented_rules(app):
         version = _VERSIONED_PATH.match(rule.rule).group(1)
-        operations = {}
-        for method in sorted(rule.methods - {"HEAD", "OPTIONS"}):
-            operation_id = _unique(operation_ids, f"{rule.endpoint}.{method}".replace(".", "_").lower())
-            operations[method.lower()] = _operation(plugin, rule, endpoint_spec, version, operation_id)
-        spec.path(path=openapi_path(rule), operations=operations, parameters=_path_parameters(rule))
+        methods = {method: _unique(operation_ids, f"{rule.endpoint}.{method}".replace(".", "_").lower())
+                   for method in sorted(rule.methods - {"HEAD", "OPTIONS"})}
+        entries.append(Entry(rule, endpoint_spec, version, methods, app.view_functions[rule.endpoint]))
+    limited = bool(app.config.get("RATELIMIT_ENABLED"))
+    for entry in entries:
+        links = _links(entry, entries)
+        operations = {method.lower(): _operation(plugin, entry, operation_id, limited, links)
+                      for method, operation_id in entry.methods.items()}
+        spec.path(path=openapi_path(entry.rule), operations=operations, parameters=_path_parameters(entry.rule))
     document = spec.to_dict()
-    return _json_numbers({key: document[key] for key in ("openapi", "info", "paths", "components")})
+    document = _json_numbers({key: document[key] for key in ("openapi", "info", "paths", "components")})
+    _refuse_control_characters(document)
+    return document
+
+
+@dataclass(frozen=True)
+class Entry:
+    """One documented rule: its declaration, version, operation id per method and view function."""
+
+    rule: Rule
+    spec: EndpointSpec
+    version: str
+    methods: dict[str, str]
+    view: Any
+
+    @property
+    def path_parameters(self) -> list[str]:
+        return [match.group("name") for match in _RULE_VARIABLE.finditer(self.rule.rule)]
+
+
+def _refuse_control_characters(document: dict[str, Any]) -> None:
+    """Every free-text string the API reads (request bodies, query values) gets TEXT_PATTERN: the input schemas
+    refuse those characters in any field (fantasize.schemas.base.refused_text). Strings with a format, an enum or
+    a pattern of their own are constrained already. A component also shown in responses gets it too, which is
+    just as true there: such text is never stored."""
+    components = document["components"]["schemas"]
+    seen: set[str] = set()
+    pending: list[Any] = []
+    for item in document["paths"].values():
+        for operation in item.values():
+            if not isinstance(operation, dict) or "responses" not in operation:
+                continue
+            pending += [p["schema"] for p in operation.get("parameters", []) if p.get("in") == "query"]
+            pending += [media["schema"] for name, media in operation.get("requestBody", {}).get("content", {}).items()
+                        if name == JSON]
+    while pending:
+        node = pending.pop()
+        if isinstance(node, list):
+            pending.extend(node)
+            continue
+        if not isinstance(node, dict):
+            continue
+        ref = node.get("$ref", "")
+        if ref.startswith("#/components/schemas/"):
+            name = ref.rsplit("/", 1)[1]
+            if name not in seen:
+                seen.add(name)
+                pending.append(components[name])
+            continue
+        if node.get("type") == "string" and not {"format", "enum", "pattern"} & set(node):
+            node["pattern"] = TEXT_PATTERN
+        for key in ("properties", "additionalProperties"):
+            if isinstance(node.get(key), dict):
+                pending.extend(node[key].values() if key == "properties" else [node[key]])
+        pending += [node[key] for key in ("items", "anyOf", "allOf", "oneOf", "not") if key in node]
 
 
 def _json_numbers(node: Any) -> Any:
@@ -183,6 +260,28 @@ def _unique(taken: set[str], candidate: str) -> str:
 
 def _register_components(spec: APISpec) -> None:
     spec.components.security_scheme("bearerAuth", {"type": "http", "scheme": "bearer", "bearerFormat": "JWT"})
+    spec.components.security_scheme("apiKeyAuth", {"type": "apiKey", "in": "header", "name": API_KEY_HEADER})
+    for name, description in RATE_LIMIT_HEADERS.items():
+        spec.components.header(name, {"description": description, "schema": {"type": "integer", "minimum": 0}})
+    error_content = {JSON: {"schema": {"$ref": f"#/components/schemas/{ERROR}"}}}
+    spec.components.response(SHARED_ERRORS[429], {
+        "description": "Too Many Requests: a rate limit is used up (code RATE_LIMITED)",
+        "headers": {"Retry-After": RETRY_AFTER,
+                    **{name: {"description": description, "required": True,
+                              "schema": {"type": "integer", "minimum": 0}}
+                       for name, description in RATE_LIMIT_HEADERS.items()}},
+        "content": error_content,
+    })
+    # The HTTP server refuses an over-long request line before the app sees it (gunicorn: HTML; gevent: no body).
+    spec.components.response(SHARED_ERRORS[414], {
+        "description": "URI Too Long: the request line is longer than the HTTP server accepts (4094 bytes under "
+                       "gunicorn); the server answers this itself, without the Error body",
+    })
+    spec.components.response(SHARED_ERRORS[503], {
+        "description": "Service Unavailable: the database is down or busy (code SERVICE_UNAVAILABLE)",
+        "headers": {"Retry-After": RETRY_AFTER},
+        "content": error_content,
+    })
     spec.components.schema(ERROR, {
         "type": "object",
         "required": ["success", "error", "meta"],
@@ -235,18 +334,23 @@ def _path_parameters(rule: Rule) -> list[dict[str, Any]]:
     ]
 
 
-def _operation(plugin: MarshmallowPlugin, rule: Rule, spec: EndpointSpec, version: str,
-               operation_id: str) -> dict[str, Any]:
+def _operation(plugin: MarshmallowPlugin, entry: Entry, operation_id: str, limited: bool,
+               links: dict[str, Any]) -> dict[str, Any]:
+    rule, spec, version = entry.rule, entry.spec, entry.version
     operation: dict[str, Any] = {
         "operationId": operation_id,
         "summary": spec.summary,
         "tags": list(spec.tags) or [rule.endpoint.split(".")[1]],
     }
     notes = []
+    api_key_header = getattr(entry.view, "api_key_header", None)
     if spec.auth:
         notes.append(AUTH_NOTES[spec.auth])
         # An empty requirement makes the token optional.
         operation["security"] = [{"bearerAuth": []}] + ([{}] if spec.auth == "optional" else [])
+    elif api_key_header:
+        notes.append(f"Requires an API key in the {api_key_header} header.")
+        operation["security"] = [{"apiKeyAuth": []}]
     if spec.partial:
         notes.append("Send only the fields to change.")
     if notes:
@@ -260,13 +364,71 @@ def _operation(plugin: MarshmallowPlugin, rule: Rule, spec: EndpointSpec, versio
         form = {"type": "object", "required": list(spec.files),
                 "properties": {name: {"type": "string", "format": "binary"} for name in spec.files}}
         operation["requestBody"] = {"required": True, "content": {"multipart/form-data": {"schema": form}}}
-    operation["responses"] = {str(spec.status): _success(plugin, spec, version)}
-    for status in _error_statuses(spec):
+    rate_limited = limited and not _exempt_from_limits(rule)
+    success = _success(plugin, spec, version)
+    if rate_limited:
+        success.setdefault("headers", {}).update(
+            {name: {"$ref": f"#/components/headers/{name}"} for name in RATE_LIMIT_HEADERS})
+    operation["responses"] = {str(spec.status): {**success, "links": links} if links else success}
+    for outcome in spec.also:  # the same body, maybe with headers of its own
+        headers = {name: {"description": text, "required": True, "schema": {"type": "string"}}
+                   for name, text in outcome.headers}
+        operation["responses"][str(outcome.status)] = {
+            **success, "description": outcome.description, "headers": {**success.get("headers", {}), **headers}}
+    for status in _error_statuses(entry, rate_limited):
+        if status in SHARED_ERRORS:
+            operation["responses"][str(status)] = {"$ref": f"#/components/responses/{SHARED_ERRORS[status]}"}
+            continue
         operation["responses"][str(status)] = {
             "description": HTTPStatus(status).phrase,
             "content": {JSON: {"schema": {"$ref": f"#/components/schemas/{ERROR}"}}},
         }
     return operation
+
+
+def _exempt_from_limits(rule: Rule) -> bool:
+    """Whether the rate limiter lets every request of this rule through (see rate_limits.exempt_request)."""
+    return any(rule.rule == prefix or rule.rule.startswith(prefix + "/") for prefix in EXEMPT_PATHS)
+
+
+def _created_parameter(entry: Entry) -> tuple[str, str] | None:
+    """(path parameter, response field) through which a create operation's result is addressed elsewhere.
+
+    Declared with `creates=` (a parameter named `*_id` takes the resource's `id`, another its camelCase
+    namesake), else derived: a 201 resource with an `id` fills the parameter named after the resource
+    (`SubCategory` -> `subcategory_id`, `PaymentMethod` -> `payment_method_id`).
+    """
+    spec = entry.spec
+    if spec.status != 201 or spec.returns is None or spec.many:
+        return None
+    if spec.creates:
+        return spec.creates, "id" if spec.creates.endswith("_id") else camelcase(spec.creates)
+    if "id" not in spec.returns.schema_for(entry.version)().fields:
+        return None
+    return spec.returns.name.lower() + "_id", "id"
+
+
+def _links(source: Entry, entries: list[Entry]) -> dict[str, Any]:
+    """OpenAPI links from a create operation to every operation of its version that takes what it made."""
+    created = _created_parameter(source)
+    if created is None:
+        return {}
+    parameter, field_name = created
+    wanted = parameter.replace("_", "")
+    pointer = f"/data/{field_name}" if source.version == "v2" else f"/{field_name}"
+    links = {}
+    for target in entries:
+        if target.version != source.version:
+            continue
+        names = [name for name in target.path_parameters if name.replace("_", "") == wanted]
+        if not names:
+            continue
+        for operation_id in target.methods.values():
+            links[operation_id] = {
+                "operationId": operation_id,
+                "parameters": {names[0]: f"$response.body#{pointer}"},
+            }
+    return links
 
 
 def _is_paginated(spec: EndpointSpec) -> bool:
@@ -313,14 +475,22 @@ def _success(plugin: MarshmallowPlugin, spec: EndpointSpec, version: str) -> dic
     return response
 
 
-def _error_statuses(spec: EndpointSpec) -> list[int]:
-    statuses = set(spec.errors)
-    if spec.body is not None:
-        statuses |= {400, 415, 422}  # malformed JSON, not JSON, fails the schema
+def _error_statuses(entry: Entry, rate_limited: bool) -> list[int]:
+    """What an operation can answer besides its successes: declared errors, and those its declaration implies."""
+    spec = entry.spec
+    statuses = set(spec.errors) | {414}  # any request line can be too long for the HTTP server
+    if spec.body is not None or spec.files:
+        statuses |= {400, 413, 415, 422}  # malformed or too deep, too large, not the declared type, fails the schema
     if spec.query is not None:
         statuses.add(400)  # a bad query value
+    if entry.path_parameters:
+        statuses.add(404)  # no such row, or a value that cannot be an id
     if spec.auth:
         statuses.add(401)  # optional auth still refuses a bad token
     if spec.auth == "admin":
         statuses.add(403)
+    if rate_limited:
+        statuses.add(429)
+    if spec.uses_database:
+        statuses.add(503)
     return sorted(statuses)

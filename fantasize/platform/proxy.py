@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
-from flask import Flask
+import logging
+
+from flask import Flask, request
 from werkzeug.middleware.proxy_fix import ProxyFix
+
+log = logging.getLogger("fantasize.proxy")
 
 
 def init_app(app: Flask) -> None:
@@ -12,3 +16,24 @@ def init_app(app: Flask) -> None:
     hops = app.config["PROXY_COUNT"]
     if hops > 0:
         app.wsgi_app = ProxyFix(app.wsgi_app, x_for=hops, x_proto=hops)
+    elif app.config["ENV_NAME"] == "production":
+        warn_once_about_forwarded_requests(app)
+
+
+def warn_once_about_forwarded_requests(app: Flask) -> None:
+    """In production with no trusted proxy, say once if requests arrive through one anyway.
+
+    Behind a platform router (Heroku's, say) every request then comes from the router's address, so all clients
+    share one rate-limit budget and every log line names the router. Per process: each gunicorn worker warns on
+    its first such request, and a header check is all it costs afterwards.
+    """
+    warned = False
+
+    @app.before_request
+    def check_forwarded() -> None:
+        nonlocal warned
+        if not warned and "X-Forwarded-For" in request.headers:
+            warned = True
+            log.warning("requests carry X-Forwarded-For but PROXY_COUNT=0: every client counts as the proxy's "
+                        "address (one rate-limit budget for all); set PROXY_COUNT to the number of proxies in "
+                        "front (1 behind Heroku's router)", extra={"remoteAddr": request.remote_addr})

@@ -10,9 +10,11 @@ Admin routes are the views whose `@endpoint` declares auth="admin"; the others a
 read when the app is built, which is why `init_app` runs after the API is registered (also so that a 429 comes
 after version resolution and carries API-Version).
 
-Limits run before the view authenticates, so the client key decodes the bearer token itself (HS256 signature and
-expiry, no database); a bad token is simply an anonymous client. When Redis fails, Flask-Limiter counts in this
-process's memory until a ping succeeds again (it retries after 1, 2, 4 ... 32 seconds, then from 1 again).
+Limits run before the view authenticates, so the client key checks the bearer token itself (tokens.session_user_id:
+signature, expiry, and the token version through a short in-process cache, so a signed-out or deactivated user's
+token loses the signed-in budget); a bad or revoked token is simply an anonymous client. When Redis fails,
+Flask-Limiter counts in this process's memory until a ping succeeds again (it retries after 1, 2, 4 ... 32 seconds,
+then from 1 again).
 
 One Limiter per app, kept in app.extensions: Flask-Limiter keeps its storage and settings on the instance, so a
 module-level object would be shared by every app a process builds (the test suite builds many, some side by side).
@@ -29,8 +31,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from functools import partial
 
-import jwt
-from flask import Flask, Response, current_app, request
+from flask import Flask, Response, request
 from flask_limiter import Limit, Limiter, RateLimitExceeded, RequestLimit
 from limits import parse_many
 from redis.backoff import NoBackoff
@@ -39,10 +40,11 @@ from werkzeug.exceptions import HTTPException
 
 from fantasize.api import MOUNTS
 from fantasize.api.auth import bearer_token
+from fantasize.api.endpoint import json_body
 from fantasize.api.errors import error_response
-from fantasize.errors import Unauthorized
+from fantasize.errors import AppError, Unauthorized
 from fantasize.services.accounts import normalise_email
-from fantasize.services.tokens import ALGORITHM
+from fantasize.services.tokens import session_user_id
 
 log = logging.getLogger("fantasize.rate_limits")
 
@@ -59,7 +61,7 @@ _USER_ID = "fantasize.rate_limits.user_id"
 
 
 def signed_in_user_id() -> int | None:
-    """The user id of a valid access token in this request, without touching the database; None otherwise."""
+    """The user id of a valid, unrevoked access token in this request; None otherwise."""
     # Kept in the WSGI environ, which lives exactly as long as the request (an app context, and `g`, may outlive it).
     cached = request.environ.get(_USER_ID, _UNSET)
     if cached is _UNSET:
@@ -70,17 +72,10 @@ def signed_in_user_id() -> int | None:
 def _user_id_from_token() -> int | None:
     try:
         token = bearer_token()
-        if token is None:
-            return None
-        claims = jwt.decode(token, current_app.config["JWT_SECRET"], algorithms=[ALGORITHM],
-                            options={"require": ["sub", "exp"]})
-    except (Unauthorized, jwt.PyJWTError):
+    except Unauthorized:
         return None
-    subject = claims["sub"]
-    # A reset token is signed with the same key but is no proof of a session.
-    if claims.get("purpose", "access") != "access" or not isinstance(subject, str) or not subject.isdecimal():
-        return None
-    return int(subject)
+    # A reset token is signed with the same key but is no proof of a session: session_user_id refuses it.
+    return None if token is None else session_user_id(token)
 
 
 def client_address() -> str:
@@ -108,8 +103,8 @@ def client_key() -> str:
 def requested_email() -> str | None:
     """The normalised `email` of a JSON body, or None; a malformed or oversized body is the view's to reject."""
     try:
-        body = request.get_json(silent=True)
-    except HTTPException:
+        body = json_body()  # the views' own decoding, with its depth bound (no recursion on a hostile body)
+    except (AppError, HTTPException):
         return None
     email = body.get("email") if isinstance(body, dict) else None
     if not isinstance(email, str) or not email.strip():

@@ -14,7 +14,6 @@ from urllib.parse import urlsplit
 
 from flask import Flask, Response, current_app, request
 from flask_talisman import DENY, Talisman
-from werkzeug.routing import IntegerConverter
 
 EXTENSION = "fantasize.security"
 
@@ -67,14 +66,6 @@ class SecurityHeaders(Talisman):
         if request.path.startswith(HTTPS_EXEMPT_PATHS):
             options["force_https"] = False
         return options
-
-
-class DatabaseIntegerConverter(IntegerConverter):
-    """`<int:...>` in a route, up to the largest id a database column holds: a bigger number is an unknown
-    route (404), not an overflow in the database driver."""
-
-    def __init__(self, map, *args, max: int | None = None, **kwargs) -> None:
-        super().__init__(map, *args, max=(2**63 - 1) if max is None else max, **kwargs)
 
 
 @dataclass(frozen=True)
@@ -145,8 +136,6 @@ def _add_cors_headers(response: Response) -> Response:
 
 
 def init_app(app: Flask) -> None:
-    """Call before any route is added: the bounded `int` converter applies to the rules added after it."""
-    app.url_map.converters["int"] = DatabaseIntegerConverter
     force_https = app.config["FORCE_HTTPS"]
     # One Talisman per app, not an unbound one in extensions.py: Talisman keeps its settings (and the app) on
     # itself, so a shared instance would give every app the settings of the last one bound.

@@ -13,7 +13,7 @@ from marshmallow import ValidationError, fields, post_load, validate, validates_
 
 from fantasize.models.base import utcnow
 from fantasize.models.users import PAYMENT_METHODS
-from fantasize.schemas.base import CamelSchema, PlainText, StrictBoolean, StrictInteger, UTCDateTime
+from fantasize.schemas.base import CamelSchema, FullMatch, PlainText, StrictBoolean, StrictInteger, UTCDateTime
 from fantasize.services.countries import COUNTRY_CODES
 from fantasize.services.payments import card_brand, card_expired, luhn_valid
 
@@ -89,7 +89,7 @@ class PaymentMethodInSchema(CamelSchema):
     exp_year = StrictInteger(validate=validate.Range(min=2000, max=2100), metadata={"description": CARD_ONLY})
     cvv = fields.String(
         load_only=True,
-        validate=validate.Regexp(r"^[0-9]{3,4}\Z", error="Must be 3 or 4 digits."),
+        validate=FullMatch(r"[0-9]{3,4}", error="Must be 3 or 4 digits."),
         metadata={"description": f"{CARD_ONLY} Checked, never stored."},
     )
 

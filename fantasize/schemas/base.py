@@ -1,5 +1,5 @@
-"""Schema building blocks: camelCase keys, money as decimal strings, ISO-8601 UTC times, list queries, and the
-text fields that clean HTML out of what clients send."""
+"""Schema building blocks: the text every input refuses, camelCase keys, money as decimal strings, ISO-8601 UTC
+times, list queries, and the text fields that clean HTML out of what clients send."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ from decimal import Decimal, InvalidOperation
 from typing import Any
 
 import nh3
-from marshmallow import EXCLUDE, RAISE, Schema, ValidationError, fields, validate
+from marshmallow import EXCLUDE, RAISE, Schema, ValidationError, fields, pre_load, validate
 
 
 def camelcase(name: str) -> str:
@@ -23,7 +23,69 @@ def camelcase(name: str) -> str:
 DATABASE_INTEGER = validate.Range(min=-(2**63), max=2**63 - 1)
 
 
-class CamelSchema(Schema):
+# The text no input may hold, whatever field (or unknown key) it comes in: C0 control characters other than tab,
+# newline and carriage return (NUL cannot even be stored by PostgreSQL; the others only hide what a value says),
+# and unpaired UTF-16 surrogates, which a JSON `\ud800` escape yields but no database encoding can hold.
+_REFUSED_CHARACTER = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ud800-\udfff]")
+CONTROL_CHARACTER_MESSAGE = "Control characters are not allowed (only tab, newline and carriage return)."
+SURROGATE_MESSAGE = "Unpaired UTF-16 surrogates are not allowed."
+
+
+def text_error(text: str) -> str | None:
+    """Why the API refuses `text`, or None when it accepts it."""
+    found = _REFUSED_CHARACTER.search(text)
+    if found is None:
+        return None
+    return SURROGATE_MESSAGE if ord(found.group()) >= 0xD800 else CONTROL_CHARACTER_MESSAGE
+
+
+def refused_text(data: Any) -> dict:
+    """Where `data` (decoded JSON, or a query's parameters) holds text the API refuses, shaped like marshmallow's
+    errors: {"line1": [message]}, {"items": {0: {"value": [message]}}}; empty when there is none.
+
+    Every string counts, whatever field it is meant for, and so does every object key: a refused key is reported
+    under itself and its value is not looked into. Walked with a stack, so no depth can exhaust the recursion limit.
+    """
+    errors: dict = {}
+    pending: list[tuple[tuple, Any]] = [((), data)]
+    while pending:
+        path, value = pending.pop()
+        if isinstance(value, str):
+            message = text_error(value)
+            if message:
+                _put_error(errors, path, message)
+        elif isinstance(value, dict):
+            for key, item in value.items():
+                message = text_error(key) if isinstance(key, str) else None
+                if message:
+                    _put_error(errors, (*path, key), message)
+                else:
+                    pending.append(((*path, key), item))
+        elif isinstance(value, list):
+            pending.extend(((*path, index), item) for index, item in enumerate(value))
+    return errors
+
+
+def _put_error(errors: dict, path: tuple, message: str) -> None:
+    *parents, last = path or ("_schema",)
+    for part in parents:
+        errors = errors.setdefault(part, {})
+    errors[last] = [message]
+
+
+class InputSchema(Schema):
+    """The base of every schema: input holding refused text (see `refused_text`) fails before any field loads,
+    so no service, database or log ever sees it. Nested schemas check again what their parent already passed."""
+
+    @pre_load
+    def _refuse_text(self, data: Any, **kwargs: Any) -> Any:
+        errors = refused_text(data)
+        if errors:
+            raise ValidationError(errors)
+        return data
+
+
+class CamelSchema(InputSchema):
     """Python attributes in snake_case, JSON keys in camelCase; unknown input keys are errors."""
 
     class Meta:
@@ -33,7 +95,7 @@ class CamelSchema(Schema):
         field_obj.data_key = camelcase(field_obj.data_key or field_name)
 
 
-class QuerySchema(Schema):
+class QuerySchema(InputSchema):
     """Query strings tolerate unknown parameters (cache busters, `version`); bad values are 400."""
 
     class Meta:
@@ -219,6 +281,40 @@ def require_one_of(data: dict, *names: str) -> None:
 
 
 __all__ = [
-    "CamelSchema", "Id", "Money", "PageQuery", "PlainText", "PlainTextJson", "QuerySchema", "SafeHtml",
-    "StrictBoolean", "StrictInteger", "UTCDateTime", "plain_text", "require_one_of", "safe_html",
+    "CamelSchema", "Id", "InputSchema", "Money", "PageQuery", "PlainText", "PlainTextJson", "QuerySchema",
+    "SafeHtml", "StrictBoolean", "StrictInteger", "UTCDateTime", "plain_text", "refused_text", "require_one_of",
+    "safe_html", "text_error",
 ]
+
+
+# Patterns and nesting that the OpenAPI document states exactly as the server checks them.
+
+
+class FullMatch(validate.Validator):
+    """The whole value must match `pattern`, a regex written in the syntax Python and ECMA-262 share.
+
+    The server checks with `re.fullmatch`; the OpenAPI document gets `^(?:pattern)$` (apispec reads `regex`), which
+    means the same to an ECMA-262 engine: there `$` ends the text, while Python's `$` also accepts a trailing
+    newline, which is why the check itself never uses it. Use ASCII classes such as `[0-9]`: `\\d` is Unicode in
+    Python and ASCII in ECMA-262.
+    """
+
+    def __init__(self, pattern: str, *, error: str) -> None:
+        self.pattern = re.compile(pattern)
+        self.regex = re.compile(f"^(?:{pattern})$")
+        self.error = error
+
+    def _repr_args(self) -> str:
+        return f"pattern={self.pattern.pattern!r}"
+
+    def __call__(self, value: str) -> str:
+        if not isinstance(value, str) or self.pattern.fullmatch(value) is None:
+            raise ValidationError(self.error)
+        return value
+
+
+class WholeNested(fields.Nested):
+    """List entries are replaced whole, so a PATCH (partial load) still needs every field of each entry."""
+
+    def _deserialize(self, value: Any, attr: str | None, data: Any, partial: Any = None, **kwargs: Any) -> Any:
+        return super()._deserialize(value, attr, data, partial=False, **kwargs)

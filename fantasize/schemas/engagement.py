@@ -19,10 +19,9 @@ ITEM_V2_FIELDS = ("id", "name", "slug", "pricing", "stock", "rating", "images")
 
 
 class ReviewerSchema(CamelSchema):
-    """Who wrote a review: public, so the username only (never the email)."""
+    """Who wrote a review, as anyone may read it: a display name (the username), never the email or the user id."""
 
-    id = fields.Integer()
-    username = fields.String()
+    display_name = fields.String(attribute="username")
 
 
 class ReviewSchema(CamelSchema):

@@ -3,12 +3,22 @@
 from __future__ import annotations
 
 from decimal import Decimal
+from typing import Any
 
 from marshmallow import fields, validate
 
 from fantasize.models.base import utcnow
 from fantasize.models.catalog import CUSTOMIZATION_TYPES
-from fantasize.schemas.base import CamelSchema, Id, Money, PageQuery, PlainText, StrictBoolean, UTCDateTime
+from fantasize.schemas.base import (
+    CamelSchema,
+    Id,
+    Money,
+    PageQuery,
+    PlainText,
+    StrictBoolean,
+    UTCDateTime,
+    WholeNested,
+)
 
 MAX_DISCOUNT = Decimal("90")
 
@@ -45,7 +55,8 @@ class CustomizationSchema(CamelSchema):
 class CustomizationInSchema(CamelSchema):
     name = PlainText(required=True, validate=validate.Length(min=1, max=100))
     type = fields.String(required=True, validate=validate.OneOf(CUSTOMIZATION_TYPES))
-    options = fields.List(fields.Nested(CustomizationOptionSchema), validate=validate.Length(max=50))
+    # Options are replaced whole, so a PATCH needs the name and value of each (DOMAIN.md: `[{name, value}]`).
+    options = fields.List(WholeNested(CustomizationOptionSchema), validate=validate.Length(max=50))
 
 
 class IdSchema(CamelSchema):
@@ -53,6 +64,9 @@ class IdSchema(CamelSchema):
 
 
 class OfferSchema(CamelSchema):
+    """An offer as the public sees it: the ids of its active products and packages only (StaffOfferSchema: all)."""
+
+    staff = False
     id = fields.Integer()
     title = fields.String()
     discount_percent = Percent()
@@ -67,6 +81,18 @@ class OfferSchema(CamelSchema):
 
     def _is_current(self, offer) -> bool:
         return offer.is_current(utcnow())
+
+    def get_attribute(self, obj: Any, attr: str, default: Any) -> Any:
+        linked = super().get_attribute(obj, attr, default)
+        if attr in ("products", "packages") and not self.staff:
+            return [item for item in linked if item.is_active]
+        return linked
+
+
+class StaffOfferSchema(OfferSchema):
+    """An offer as administrators see it: every linked product and package, withdrawn ones too."""
+
+    staff = True
 
 
 LINKED_IDS = validate.Length(max=500)

@@ -23,6 +23,7 @@ from fantasize.schemas.base import (
 from fantasize.schemas.offers import Percent
 from fantasize.schemas.products import WholeNested
 from fantasize.services.lines import MAX_CHOICES, MAX_LINES, MAX_QUANTITY
+from fantasize.services.orders import details_for_customer
 
 DETAILS_MAX_CHARS = 2000
 
@@ -140,11 +141,26 @@ class OrderLineSchema(CamelSchema):
 
 
 class StatusChangeSchema(CamelSchema):
+    """A status change as the order's owner sees it: the move, its time and only the details meant for them."""
+
+    staff = False
     from_status = fields.String(data_key="from", allow_none=True)
     to_status = fields.String(data_key="to")
-    actor_id = fields.Integer(allow_none=True)
-    details = fields.Dict(allow_none=True)
+    details = fields.Dict(allow_none=True, metadata={
+        "description": "customers see only trackingNumber and estimatedDelivery; administrators see all"})
     created_at = UTCDateTime(data_key="at")
+
+    def get_attribute(self, obj: Any, attr: str, default: Any) -> Any:
+        value = super().get_attribute(obj, attr, default)
+        return details_for_customer(value) if attr == "details" and not self.staff else value
+
+
+class StaffStatusChangeSchema(StatusChangeSchema):
+    """A status change as administrators see it: also who made it (`actorId`), and every detail. Customers get
+    the same without `actorId`, and only the details meant for them."""
+
+    staff = True
+    actor_id = fields.Integer(allow_none=True, metadata={"description": "administrators only"})
 
 
 class OrderSchema(CamelSchema):
@@ -171,3 +187,10 @@ class OrderV2Schema(OrderSchema):
 
     def _item_count(self, order: Any) -> int:
         return sum(line.quantity for line in order.lines)
+
+
+class StaffOrderV2Schema(OrderV2Schema):
+    """An order in v2 as administrators see it: its history with actors and every detail (customers see their
+    orders' history as StaffStatusChange describes)."""
+
+    history = fields.List(fields.Nested(StaffStatusChangeSchema))

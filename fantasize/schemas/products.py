@@ -19,6 +19,7 @@ from fantasize.schemas.base import (
     StrictBoolean,
     StrictInteger,
     UTCDateTime,
+    WholeNested,
     require_one_of,
 )
 from fantasize.schemas.offers import CustomizationSchema, OfferRefSchema, Percent
@@ -54,8 +55,12 @@ class PackageItemSchema(CamelSchema):
 class SellableSchema(CamelSchema):
     """What products and packages render alike (v1). Derived values come from `derive_<field>` methods.
 
-    The clock is read once per dump, so every row of a page prices against the same moment.
+    The clock is read once per dump, so every row of a page prices against the same moment. This is what the
+    public sees: only an offer that is current, and only what is active; the `Staff...` subclasses show
+    administrators every link as it is (the page cache never serves or stores an administrator's read).
     """
+
+    staff = False
 
     id = fields.Integer()
     name = fields.String()
@@ -86,6 +91,11 @@ class SellableSchema(CamelSchema):
     def derive_discount_price(self, item: Any) -> Decimal | None:
         return item.effective_price(self.now) if item.current_discount(self.now) is not None else None
 
+    def derive_offer(self, item: Any) -> Any:
+        # An offer that has not started, has ended or is switched off is as absent as GET /offers/{id} says.
+        offer = item.offer
+        return offer if offer is not None and (self.staff or offer.is_current(self.now)) else None
+
     def derive_status(self, item: Any) -> str:
         return stock_status(item.quantity)
 
@@ -102,6 +112,10 @@ class ProductSchema(SellableSchema):
 
 class PackageSchema(SellableSchema):
     items = fields.List(fields.Nested(PackageItemSchema))
+
+    def derive_items(self, package: Any) -> list:
+        # A product withdrawn from sale is not named to the public, even inside a package still on sale.
+        return package.items if self.staff else [entry for entry in package.items if entry.product.is_active]
 
 
 class PricingSchema(CamelSchema):
@@ -158,11 +172,24 @@ class PackageV2Schema(SellableV2Schema, PackageSchema):
     """A package in v2: PackageSchema with the v2 groups."""
 
 
-class WholeNested(fields.Nested):
-    """List entries are replaced whole, so a PATCH (partial load) still needs every field of each entry."""
+class StaffProductSchema(ProductSchema):
+    """A product as administrators see it: its offer even when not current (it gives no discount then)."""
 
-    def _deserialize(self, value: Any, attr: str | None, data: Any, partial: Any = None, **kwargs: Any) -> Any:
-        return super()._deserialize(value, attr, data, partial=False, **kwargs)
+    staff = True
+
+
+class StaffProductV2Schema(ProductV2Schema):
+    staff = True
+
+
+class StaffPackageSchema(PackageSchema):
+    """A package as administrators see it: also its withdrawn items, and its offer even when not current."""
+
+    staff = True
+
+
+class StaffPackageV2Schema(PackageV2Schema):
+    staff = True
 
 
 class MaterialShareInSchema(CamelSchema):

@@ -8,7 +8,8 @@ from marshmallow import ValidationError, fields, validate
 
 from fantasize.models.base import utcnow
 from fantasize.models.users import GENDERS, ROLES
-from fantasize.schemas.base import CamelSchema, PageQuery, PlainText, StrictBoolean, UTCDateTime
+from fantasize.schemas.base import CamelSchema, FullMatch, Id, PageQuery, PlainText, StrictBoolean, UTCDateTime
+from fantasize.services.uploads import signed_url
 
 PASSWORD_LENGTH = validate.Length(min=8, max=128)
 
@@ -33,14 +34,18 @@ class ProfileSchema(CamelSchema):
         allow_none=True,
         validate=[
             validate.Length(max=20),
-            validate.Regexp(r"^\+?[0-9][0-9 ()./-]{4,}\Z", error="Not a valid phone number."),
+            FullMatch(r"\+?[0-9][0-9 ()./-]{4,}", error="Not a valid phone number."),
         ],
     )
     gender = fields.String(allow_none=True, validate=validate.OneOf(GENDERS))
     date_of_birth = fields.Date(allow_none=True, validate=_not_in_future)
+    avatar_id = Id(allow_none=True, metadata={"description": "one of your own image uploads; null removes it"})
 
 
 class RegisterSchema(ProfileSchema):
+    class Meta(ProfileSchema.Meta):
+        exclude = ("avatar_id",)  # an account has no uploads before it exists
+
     email = EmailAddress(required=True, validate=validate.Length(max=254))
     password = fields.String(required=True, load_only=True, validate=PASSWORD_LENGTH)
 
@@ -83,7 +88,9 @@ class UserSchema(CamelSchema):
     phone = fields.String(allow_none=True)
     gender = fields.String(allow_none=True)
     date_of_birth = fields.Date(allow_none=True)
-    avatar = fields.Function(lambda user: user.avatar.url if user.avatar else None)
+    # Private to the user and admins (the only ones shown a user), so the URL is signed: see services.uploads.
+    avatar = fields.Function(lambda user: signed_url(user.avatar) if user.avatar else None,
+                             metadata={"type": "string", "nullable": True})
     is_active = fields.Boolean()
     last_login_at = UTCDateTime(allow_none=True)
     created_at = UTCDateTime()

@@ -16,12 +16,12 @@ from sqlalchemy.orm import selectinload
 
 from fantasize.errors import BadRequest, Conflict, Unauthorized, ValidationFailed
 from fantasize.extensions import db
-from fantasize.models import User
+from fantasize.models import Upload, User
 from fantasize.models.base import utcnow
 from fantasize.services.common import Page, commit, get_or_404, paginate
-from fantasize.services.mail import send_mail
+from fantasize.services.mail import send_mail_later
 from fantasize.services.passwords import hash_password, verify_password
-from fantasize.services.tokens import issue_access_token, issue_reset_token, user_from_token
+from fantasize.services.tokens import forget_token_version, issue_access_token, issue_reset_token, user_from_token
 
 log = logging.getLogger("fantasize.accounts")
 
@@ -67,6 +67,7 @@ def _revoke_tokens(user: User) -> None:
     # Incremented in SQL, not in Python, so concurrent revocations never collapse into one.
     user.token_version = User.token_version + 1
     db.session.flush()
+    forget_token_version(user.id)  # the rate limiter's cached version is stale now
 
 
 def _issue(user: User) -> AccessToken:
@@ -130,7 +131,11 @@ def reset_link(token: str) -> str:
 
 
 def request_password_reset(email: str) -> None:
-    """Mail a reset link to an active account; says nothing about whether the account exists."""
+    """Mail a reset link to an active account; says nothing about whether the account exists.
+
+    The mail leaves after this returns (send_mail_later): waiting on the mail server here would make the answer
+    for a known address slower than for an unknown one, and tell which addresses have accounts.
+    """
     user = _user_by_email(email)
     if user is None or not user.is_active:
         return
@@ -141,11 +146,8 @@ def request_password_reset(email: str) -> None:
         f"to choose a new one; it works once:\n\n{reset_link(issue_reset_token(user))}\n\n"
         "If it was not you, ignore this message: your password stays as it is.\n"
     )
-    try:
-        send_mail(user.email, "Reset your Fantasize password", body)
-    except OSError:
-        # The caller gets the same 202 either way; a failing mail server must not reveal that the account exists.
-        log.exception("password reset mail could not be sent", extra={"userId": user.id})
+    # A failing mail server is logged by the sender, and the caller gets the same 202 either way.
+    send_mail_later(user.email, "Reset your Fantasize password", body)
 
 
 def reset_password(token: str, new_password: str) -> None:
@@ -160,9 +162,22 @@ def reset_password(token: str, new_password: str) -> None:
     commit()
 
 
+def _check_avatar(user: User, upload_id: int) -> None:
+    """An avatar is one of the user's own image uploads. Someone else's is 422 with the same words as a missing
+    one, so the answer does not tell which upload ids exist."""
+    mime_type = db.session.scalar(select(Upload.mime_type).where(Upload.id == upload_id, Upload.owner_id == user.id))
+    if mime_type is None:
+        raise ValidationFailed(details={"avatarId": [f"No upload {upload_id} of yours."]})
+    if not mime_type.startswith("image/"):
+        raise ValidationFailed(details={"avatarId": [f"Upload {upload_id} is not an image."]})
+
+
 def update_profile(user: User, changes: dict[str, Any]) -> User:
+    """Change what a user may change about themself; `avatar_id` must be one of their own images (None: none)."""
     if changes.get("phone") is not None:
         _check_unique(phone=changes["phone"], exclude=user)
+    if changes.get("avatar_id") is not None:
+        _check_avatar(user, changes["avatar_id"])
     for name, value in changes.items():
         setattr(user, name, value)
     commit("An account with this phone already exists")

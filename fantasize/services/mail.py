@@ -1,10 +1,15 @@
-"""Outgoing mail: `send_mail(to, subject, body)` through the backend MAIL_BACKEND names (log, memory or smtp)."""
+"""Outgoing mail: `send_mail(to, subject, body)` through the backend MAIL_BACKEND names (log, memory or smtp).
+
+`send_mail_later` sends from a thread of its own (a greenlet under gunicorn's gevent worker, which patches
+threading), so the request that asked for the mail answers without waiting on the mail server.
+"""
 
 from __future__ import annotations
 
 import logging
 import smtplib
 import ssl
+import threading
 from dataclasses import dataclass
 from email.message import EmailMessage
 
@@ -63,3 +68,31 @@ def send_mail(to: str, subject: str, body: str) -> None:
     except KeyError:
         raise RuntimeError(f"MAIL_BACKEND must be one of {', '.join(BACKENDS)}, not {name!r}") from None
     backend(Mail(to, subject, body))
+
+
+def _pending(app: Flask) -> set[threading.Thread]:
+    return app.extensions.setdefault("mail_pending", set())
+
+
+def send_mail_later(to: str, subject: str, body: str) -> None:
+    """Send one message after the caller returns; failures are logged, never raised (nobody is left to tell)."""
+    app = current_app._get_current_object()
+
+    def send() -> None:
+        try:
+            with app.app_context():
+                send_mail(to, subject, body)
+        except Exception:
+            log.exception("mail could not be sent", extra={"subject": subject})
+        finally:
+            _pending(app).discard(thread)
+
+    thread = threading.Thread(target=send, name="mail", daemon=True)
+    _pending(app).add(thread)
+    thread.start()
+
+
+def wait_for_mail(app: Flask, timeout: float = 15) -> None:
+    """Block until every message `send_mail_later` has started for this app is sent or has failed (for tests)."""
+    for thread in list(_pending(app)):
+        thread.join(timeout)

@@ -12,6 +12,7 @@ from fantasize.models import Notification, User
 from fantasize.models.base import utcnow
 from fantasize.models.engagement import NOTIFICATION_TYPES
 from fantasize.services.common import Page, commit, get_owned_or_404, paginate
+from fantasize.services.orders import details_for_customer
 
 # Per order status (every one of models.orders.ORDER_STATUSES): the notification's type, the title's verb after
 # "Order #N", and the message. An order is placed as pending, so "pending" is the placement notice.
@@ -50,9 +51,10 @@ def notify_order_status(event: OrderStatusChanged) -> Notification:
     tracking = (event.details or {}).get("trackingNumber")
     if tracking:
         message += f" Tracking number: {tracking}."
+    # The owner's inbox (and its Socket.IO copy) never holds the administrator's internal notes.
     data = {
         "orderId": event.order_id, "status": event.status, "previousStatus": event.previous_status,
-        "details": event.details,
+        "details": details_for_customer(event.details),
     }
     return notify(event.user_id, f"Order #{event.order_id} {verb}", message, kind, data)
 

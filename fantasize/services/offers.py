@@ -13,10 +13,11 @@ from fantasize.models import Customization, Offer, Package, Product, User
 from fantasize.models.base import utcnow
 from fantasize.services.common import Page, commit, get_or_404, paginate
 
-# Rendering an offer needs only the ids of what it discounts; load them for a whole page in one query each.
+# Rendering an offer needs only the ids of what it discounts, and whether each is active (the public sees only
+# those); load them for a whole page in one query each.
 _OFFER_LOADS = (
-    selectinload(Offer.products).options(load_only(Product.id)),
-    selectinload(Offer.packages).options(load_only(Package.id)),
+    selectinload(Offer.products).options(load_only(Product.id, Product.is_active)),
+    selectinload(Offer.packages).options(load_only(Package.id, Package.is_active)),
 )
 
 

@@ -36,6 +36,10 @@ TRANSITIONS: dict[str, frozenset[str]] = {
 RESTOCKING = frozenset({"cancelled", "rejected", "returned"})
 OWNER_CANCELLABLE = frozenset({"pending", "confirmed"})
 
+# The keys of a status change's `details` meant for the order's owner (DOMAIN.md: `{trackingNumber,
+# estimatedDelivery}`); anything else an administrator writes there is internal.
+CUSTOMER_DETAILS = ("trackingNumber", "estimatedDelivery")
+
 IDEMPOTENCY_WINDOW = timedelta(hours=24)
 IDEMPOTENCY_KEY = re.compile(r"[\x20-\x7e]{1,255}")
 
@@ -51,6 +55,12 @@ class Placement:
 
 def _fetch(order_id: int) -> Order:
     return db.session.scalars(select(Order).where(Order.id == order_id).options(*ORDER_LOADS)).one()
+
+
+def details_for_customer(details: dict[str, Any] | None) -> dict[str, Any] | None:
+    """What the order's owner may see of a status change's details: the keys meant for them (None: nothing)."""
+    shown = {key: details[key] for key in CUSTOMER_DETAILS if key in details} if details else {}
+    return shown or None
 
 
 # Placement

@@ -1,19 +1,45 @@
-"""Signed tokens: access JWTs (HS256 only) and single-use password-reset tokens."""
+"""Signed tokens: access JWTs (HS256 only) and single-use password-reset tokens.
+
+A token names its user in `sub` and carries the user's token version in `ver`; signing out, a password change or
+reset, deactivation and a role change bump the version, which revokes every token issued before. The view checks
+the version against the database; the rate limiter, which runs first, checks it through a short in-process cache
+of current versions (`session_user_id`).
+"""
 
 from __future__ import annotations
 
+import logging
+import re
+import time
 import uuid
 from datetime import timedelta
 from typing import Any
 
 import jwt
-from flask import current_app
+from flask import current_app, g
+from sqlalchemy.exc import SQLAlchemyError
 
 from fantasize.errors import Unauthorized
 from fantasize.models import User
 from fantasize.models.base import utcnow
 
+log = logging.getLogger("fantasize.tokens")
+
 ALGORITHM = "HS256"
+# users.id is a 32-bit integer on PostgreSQL; a larger number names nobody (and overflows SQLite's driver).
+MAX_USER_ID = 2**31 - 1
+# ASCII digits in canonical form: str.isdigit() also takes "²" (which int() refuses) and int() takes "٣".
+_SUBJECT = re.compile(r"[1-9][0-9]{0,9}")
+_VERSIONS = "fantasize.token_versions"
+_MAX_CACHED_VERSIONS = 10_000
+
+
+def subject_id(subject: object) -> int | None:
+    """The user id a token's `sub` names, or None when it is not one (a string of ASCII digits in the id range)."""
+    if not isinstance(subject, str) or not _SUBJECT.fullmatch(subject):
+        return None
+    user_id = int(subject)
+    return user_id if user_id <= MAX_USER_ID else None
 
 
 def _encode(claims: dict[str, Any], lifetime: int) -> str:
@@ -34,7 +60,7 @@ def _decode(token: str, purpose: str) -> dict[str, Any]:
         raise Unauthorized("Token has expired", code="TOKEN_EXPIRED") from exc
     except jwt.PyJWTError as exc:
         raise Unauthorized("Invalid token", code="INVALID_TOKEN") from exc
-    if claims.get("purpose", "access") != purpose or not str(claims["sub"]).isdigit():
+    if claims.get("purpose", "access") != purpose or subject_id(claims["sub"]) is None:
         raise Unauthorized("Invalid token", code="INVALID_TOKEN")
     return claims
 
@@ -56,7 +82,76 @@ def user_from_token(token: str, purpose: str = "access") -> User:
     from fantasize.extensions import db
 
     claims = _decode(token, purpose)
-    user = db.session.get(User, int(claims["sub"]))
+    user_id = subject_id(claims["sub"])
+    user = db.session.get(User, user_id)
+    _remember_version(user_id, user)
     if user is None or not user.is_active or claims["ver"] != user.token_version:
         raise Unauthorized("Token has been revoked", code="TOKEN_REVOKED")
     return user
+
+
+# Current token versions, per app and per process, for the rate limiter
+
+
+def _versions() -> dict[int, tuple[float, int | None]]:
+    """user id -> (monotonic expiry, the user's current token version; None for a missing or inactive user)."""
+    return current_app.extensions.setdefault(_VERSIONS, {})
+
+
+def _version_of(user: User | None) -> int | None:
+    return user.token_version if user is not None and user.is_active else None
+
+
+def _remember_version(user_id: int, user: User | None) -> None:
+    seconds = current_app.config["TOKEN_VERSION_CACHE_SECONDS"]
+    if seconds <= 0:
+        return
+    versions = _versions()
+    if len(versions) >= _MAX_CACHED_VERSIONS:
+        versions.clear()  # bounded, crudely: the next requests fill it again
+    versions[user_id] = (time.monotonic() + seconds, _version_of(user))
+
+
+def forget_token_version(user_id: int) -> None:
+    """Drop a user's cached version (their tokens were just revoked), so this process checks afresh.
+
+    Other processes keep theirs for at most TOKEN_VERSION_CACHE_SECONDS.
+    """
+    _versions().pop(user_id, None)
+
+
+def _current_version(user_id: int) -> int | None:
+    from fantasize.extensions import db
+
+    cached = _versions().get(user_id)
+    if cached is not None and cached[0] > time.monotonic():
+        return cached[1]
+    user = db.session.get(User, user_id)
+    # The session's identity map holds objects weakly: kept alive for the request, the view's own authentication
+    # finds this user there afterwards instead of selecting it a second time.
+    g.token_user = user
+    _remember_version(user_id, user)
+    return _version_of(user)
+
+
+def session_user_id(token: str) -> int | None:
+    """The user id of a valid, unrevoked access token, or None; never raises for a bad token.
+
+    For the rate limiter, which runs before the view authenticates: a logged-out or deactivated user's token
+    must not keep the signed-in budget. On a cache hit this costs no I/O at all.
+    """
+    from fantasize.extensions import db
+
+    try:
+        claims = _decode(token, "access")
+    except Unauthorized:
+        return None
+    user_id = subject_id(claims["sub"])
+    try:
+        version = _current_version(user_id)
+    except SQLAlchemyError:
+        # The database is down: count the caller by address (the smaller budget) rather than fail the request.
+        db.session.rollback()
+        log.warning("token version unavailable; counting the caller as anonymous", exc_info=True)
+        return None
+    return user_id if version is not None and claims["ver"] == version else None

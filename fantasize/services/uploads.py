@@ -3,32 +3,40 @@
 A file reaches its final name only complete (written under a temporary name, then renamed), and leaves again
 if its database row cannot be committed, so the folder and the table agree. An image must also be only an image:
 it is decoded whole before it is kept, within size bounds read from its header first, and nothing but zero
-padding may follow its end (so an image with a page or script appended, a polyglot, is refused).
+padding may follow its end (so an image with a page or script appended, a polyglot, is refused). It is kept
+without its metadata (EXIF, XMP, comments), pixels untouched.
+
+Catalogue images are public; every other upload is served only to its owner and admins (see `open_upload`).
 """
 
 from __future__ import annotations
 
 import hashlib
+import hmac
 import logging
 import mmap
 import os
 import re
 import secrets
 import tempfile
+import time
 import unicodedata
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import IO
+from urllib.parse import urlencode
 
 from filetype.match import match
 from filetype.types import archive, image
 from flask import current_app
-from PIL import Image
-from sqlalchemy import select
+from PIL import ExifTags, Image
+from sqlalchemy import or_, select
 
 from fantasize.errors import NotFound, PayloadTooLarge, UnsupportedMediaType, ValidationFailed
 from fantasize.extensions import db
-from fantasize.models import Upload, User
+from fantasize.models import Category, Package, PackageImage, Product, ProductImage, Upload, User
+from fantasize.services import images
 from fantasize.services.common import commit
 
 log = logging.getLogger("fantasize.uploads")
@@ -61,96 +69,17 @@ def safe_original_name(name: str | None) -> str | None:
     return base
 
 
-def _png_end(data: mmap.mmap) -> int | None:
-    position = 8
-    while position + 12 <= len(data):
-        length = int.from_bytes(data[position:position + 4], "big")
-        kind = data[position + 4:position + 8]
-        position += 12 + length  # length, type, data, CRC
-        if kind == b"IEND":
-            return position if position <= len(data) else None
-    return None
-
-
-def _gif_color_table(flags: int) -> int:
-    return 3 << ((flags & 7) + 1) if flags & 0x80 else 0
-
-
-def _gif_skip_sub_blocks(data: mmap.mmap, position: int) -> int:
-    while length := data[position]:
-        position += 1 + length
-    return position + 1
-
-
-def _gif_end(data: mmap.mmap) -> int | None:
-    try:
-        position = 13 + _gif_color_table(data[10])  # header, logical screen descriptor, global colour table
-        while True:
-            block = data[position]
-            if block == 0x3B:  # trailer
-                return position + 1
-            if block == 0x21:  # extension: label, then sub-blocks
-                position = _gif_skip_sub_blocks(data, position + 2)
-            elif block == 0x2C:  # image: descriptor, local colour table, LZW code size, then sub-blocks
-                position = _gif_skip_sub_blocks(data, position + 10 + _gif_color_table(data[position + 9]) + 1)
-            else:
-                return None
-    except IndexError:
-        return None
-
-
-def _webp_end(data: mmap.mmap) -> int | None:
-    end = 8 + int.from_bytes(data[4:8], "little")  # "RIFF", the size of what follows, then that much
-    return end if end <= len(data) else None
-
-
-def _jpeg_end(data: mmap.mmap) -> int | None:
-    position, size = 2, len(data)  # after the start-of-image marker
-    while position + 1 < size:
-        if data[position] != 0xFF:
-            return None
-        marker = data[position + 1]
-        if marker == 0xD9:  # end of image
-            return position + 2
-        if marker == 0xFF:  # fill byte
-            position += 1
-            continue
-        if marker == 0x01 or 0xD0 <= marker <= 0xD7:  # markers without a length
-            position += 2
-            continue
-        if position + 4 > size:
-            return None
-        position += 2 + int.from_bytes(data[position + 2:position + 4], "big")
-        if marker == 0xDA:
-            # Start of scan: entropy-coded data runs to the next marker; FF 00 is an escaped FF byte and the
-            # restart markers FF D0-D7 belong to the scan.
-            while True:
-                position = data.find(b"\xff", position)
-                if position < 0 or position + 1 >= size:
-                    return None
-                following = data[position + 1]
-                if following == 0x00 or 0xD0 <= following <= 0xD7:
-                    position += 2
-                elif following == 0xFF:
-                    position += 1
-                else:
-                    break
-    return None
-
-
-IMAGE_ENDS = {"image/png": _png_end, "image/gif": _gif_end, "image/webp": _webp_end, "image/jpeg": _jpeg_end}
-
-
 def _not_an_image(message: str) -> ValidationFailed:
     return ValidationFailed("The image cannot be accepted", details={"file": [message]})
 
 
-def check_image(path: Path, mime: str) -> None:
+def check_image(path: Path, mime: str) -> int | None:
     """422 unless the file at `path` is a whole image of type `mime`: its end found by its own structure with
     only zero bytes after it, at most MAX_IMAGE_SIDE pixels wide and high and MAX_IMAGE_PIXELS in all (read from
-    the header, before anything is decoded: a small file may claim a huge image), and decoded without error."""
+    the header, before anything is decoded: a small file may claim a huge image), and decoded without error.
+    Answers the image's EXIF orientation, if it has one."""
     with path.open("rb") as file, mmap.mmap(file.fileno(), 0, access=mmap.ACCESS_READ) as data:
-        end = IMAGE_ENDS[mime](data)
+        end = images.image_end(data, mime)
         if end is None:
             raise _not_an_image("The image is truncated or malformed.")
         if data[end:].strip(b"\0"):
@@ -163,18 +92,43 @@ def check_image(path: Path, mime: str) -> None:
                 raise _not_an_image(f"Images may be at most {config['MAX_IMAGE_SIDE']} pixels on a side and "
                                     f"{config['MAX_IMAGE_PIXELS']} pixels in all.")
             picture.load()
+            return _orientation(picture)
     except ValidationFailed:
         raise
     except Exception as exc:  # Pillow signals a bad file in many ways: OSError, SyntaxError, DecompressionBombError...
         raise _not_an_image("The image could not be decoded.") from exc
 
 
+def _orientation(picture: Image.Image) -> int | None:
+    try:
+        return picture.getexif().get(ExifTags.Base.Orientation)
+    except Exception:  # unreadable EXIF is dropped with the rest; it does not make the image unacceptable
+        return None
+
+
+def keep_image(path: Path, mime: str) -> None:
+    """Check the image at `path` (see `check_image`), then rewrite it without its metadata: EXIF (GPS positions
+    of customers' photos), XMP, comments. The pixels are not re-encoded; see fantasize.services.images."""
+    orientation = check_image(path, mime)
+    data = path.read_bytes()
+    try:
+        kept = images.without_metadata(data, mime, orientation)
+    except (images.Malformed, IndexError) as exc:  # not expected of a checked image, but never a 500
+        raise _not_an_image("The image is truncated or malformed.") from exc
+    if kept != data:
+        with path.open("wb") as out:
+            out.write(kept)
+            out.flush()
+            os.fsync(out.fileno())
+
+
 def _write_atomically(stream: IO[bytes], head: bytes, target: Path, limit: int,
-                      check: Callable[[Path], None] | None = None) -> tuple[int, str]:
-    """Copy `head` and the rest of `stream` to `target`; (size, sha256 hex). Over `limit` bytes is a 413.
-    `check` sees the complete file before it takes its final name, and may refuse it by raising."""
+                      finish: Callable[[Path], None] | None = None) -> tuple[int, str]:
+    """Copy `head` and the rest of `stream` to `target`; (size, sha256 hex) of what is kept. Over `limit` bytes
+    is a 413. `finish` sees the complete file before it takes its final name, and may refuse it by raising or
+    rewrite it."""
     descriptor, temporary = tempfile.mkstemp(dir=target.parent, prefix=".incoming-", suffix=".part")
-    digest, size = hashlib.sha256(), 0
+    size = 0
     try:
         with os.fdopen(descriptor, "wb") as out:
             chunk = head
@@ -183,23 +137,25 @@ def _write_atomically(stream: IO[bytes], head: bytes, target: Path, limit: int,
                 if size > limit:
                     raise PayloadTooLarge(f"Files may be at most {current_app.config['MAX_UPLOAD_MB']} MB",
                                           details={"maxBytes": limit})
-                digest.update(chunk)
                 out.write(chunk)
                 chunk = stream.read(CHUNK_BYTES)
             out.flush()
             os.fsync(out.fileno())
-        if check is not None:
-            check(Path(temporary))
+        if finish is not None:
+            finish(Path(temporary))
+        with open(temporary, "rb") as kept:  # measured once final, as `finish` may have rewritten it
+            size, digest = os.fstat(kept.fileno()).st_size, hashlib.file_digest(kept, "sha256").hexdigest()
         os.replace(temporary, target)
     except BaseException:
         Path(temporary).unlink(missing_ok=True)
         raise
-    return size, digest.hexdigest()
+    return size, digest
 
 
 def store_upload(owner: User, stream: IO[bytes], client_name: str | None) -> Upload:
     """Keep an uploaded file if its bytes say it is an allowed type (415 otherwise), whatever it is called
-    or claims to be; empty is 422, over MAX_UPLOAD_MB is 413, an image that is not wholly an image is 422."""
+    or claims to be; empty is 422, over MAX_UPLOAD_MB is 413, an image that is not wholly an image is 422.
+    An image is kept without its metadata, so `size` and `sha256` describe the file as stored."""
     head = stream.read(SNIFF_BYTES)
     if not head:
         raise ValidationFailed("The file is empty", details={"file": ["The file is empty."]})
@@ -210,8 +166,8 @@ def store_upload(owner: User, stream: IO[bytes], client_name: str | None) -> Upl
     folder = Path(current_app.config["UPLOAD_FOLDER"])
     folder.mkdir(parents=True, exist_ok=True)
     target = folder / f"{secrets.token_hex(16)}.{kind.extension}"
-    check = (lambda path: check_image(path, kind.mime)) if kind.mime in PILLOW_FORMATS else None
-    size, sha256 = _write_atomically(stream, head, target, current_app.config["MAX_UPLOAD_MB"] * 1024 * 1024, check)
+    finish = (lambda path: keep_image(path, kind.mime)) if kind.mime in PILLOW_FORMATS else None
+    size, sha256 = _write_atomically(stream, head, target, current_app.config["MAX_UPLOAD_MB"] * 1024 * 1024, finish)
     upload = Upload(owner_id=owner.id, stored_name=target.name, original_name=safe_original_name(client_name),
                     mime_type=kind.mime, size=size, sha256=sha256)
     db.session.add(upload)
@@ -226,12 +182,84 @@ def store_upload(owner: User, stream: IO[bytes], client_name: str | None) -> Upl
     return upload
 
 
-def download_name(upload: Upload) -> str:
-    """The original name with the extension of what the file really is (a PDF sent as x.exe downloads as x.pdf)."""
-    stem, extension = upload.stored_name.rsplit(".", 1)
-    if upload.original_name:
-        stem = Path(upload.original_name).stem or stem
-    return f"{stem}.{extension}"
+# Who may fetch a file.
+#
+# An image shown in the public catalogue (of an active product, package or category) is public. Any other upload
+# (customers' customization images and PDFs, avatars, images of inactive items) is served only to its owner and
+# to admins: by bearer token, or through a signed URL: `?expires=<unix seconds>&signature=<HMAC-SHA256 hex>`,
+# which the upload's JSON gives those who may see it, so that an <img> tag works without a token. Anyone else,
+# an expired or wrong signature included, gets the same 404 as for a name that does not exist: whether a private
+# file exists is itself private (as for every owner-only row, see services.common.get_owned_or_404).
+
+
+def _url_key() -> bytes:
+    # Derived from the app's secret for this one use, so no signature here is ever worth anything elsewhere.
+    return hmac.digest(current_app.config["JWT_SECRET"].encode(), b"fantasize upload URL signatures", "sha256")
+
+
+def _signature(stored_name: str, expires: int) -> str:
+    return hmac.digest(_url_key(), f"{stored_name}|{expires}".encode(), "sha256").hex()
+
+
+def signed_url(upload: Upload, lifetime: int | None = None) -> str:
+    """The upload's URL with an expiry and a signature: it serves the file to whoever holds it, for `lifetime`
+    seconds (UPLOAD_URL_TTL_SECONDS by default). Give it only to those who may see the file."""
+    if lifetime is None:
+        lifetime = current_app.config["UPLOAD_URL_TTL_SECONDS"]
+    expires = int(time.time()) + lifetime
+    return f"{upload.url}?{urlencode({'expires': expires, 'signature': _signature(upload.stored_name, expires)})}"
+
+
+def _signed(stored_name: str, expires: int | None, signature: str | None) -> bool:
+    if expires is None or signature is None or expires <= time.time():
+        return False
+    # Bytes, not str: compare_digest refuses non-ASCII strings, and a signature is whatever the client sent.
+    return hmac.compare_digest(_signature(stored_name, expires).encode(), signature.encode())
+
+
+def is_public(upload: Upload) -> bool:
+    """Whether the public catalogue shows the upload: an image of an active product, package or category."""
+    shown = or_(
+        select(ProductImage.upload_id).join(Product)
+        .where(ProductImage.upload_id == upload.id, Product.is_active).exists(),
+        select(PackageImage.upload_id).join(Package)
+        .where(PackageImage.upload_id == upload.id, Package.is_active).exists(),
+        select(Category.id).where(Category.image_id == upload.id, Category.is_active).exists(),
+    )
+    return bool(db.session.scalar(select(shown)))
+
+
+@dataclass(frozen=True)
+class Served:
+    """An upload the caller may fetch, its file, and whether it is public (cacheable by anyone) or private."""
+
+    upload: Upload
+    path: Path
+    public: bool
+
+    @property
+    def download_name(self) -> str:
+        """The file's name for the Content-Disposition header, with the extension of what the file really is (a
+        PDF sent as x.exe downloads as x.pdf). The client's original name only when private: the public, who
+        see catalogue images, never learn what the uploader's file was called."""
+        stem, extension = self.upload.stored_name.rsplit(".", 1)
+        if self.upload.original_name and not self.public:
+            stem = Path(self.upload.original_name).stem or stem
+        return f"{stem}.{extension}"
+
+
+def open_upload(stored_name: str, viewer: User | None, expires: int | None = None,
+                signature: str | None = None) -> Served:
+    """The upload called `stored_name` if `viewer` (None: anonymous) may fetch it: when it is public, the
+    signature is right and unexpired, or the viewer owns it or is an admin. 404 otherwise, as for no upload."""
+    upload, path = find_upload(stored_name)
+    if is_public(upload):
+        return Served(upload, path, public=True)
+    allowed = _signed(upload.stored_name, expires, signature) or (
+        viewer is not None and (viewer.is_admin or viewer.id == upload.owner_id))
+    if not allowed:
+        raise NotFound("No such file")
+    return Served(upload, path, public=False)
 
 
 def find_upload(stored_name: str) -> tuple[Upload, Path]:

@@ -101,13 +101,16 @@ def _offer_change(store: PageStore, mark: bytes | None) -> float | None:
     return None if fresh == b"none" else float(fresh)
 
 
-def _ttl(domains: Sequence[str], store: PageStore, mark: bytes | None) -> int:
-    ttl = current_app.config[TTL_SETTINGS[domains[0]]]
+def _expiry(domains: Sequence[str], store: PageStore, mark: bytes | None) -> float:
+    """When a page computed from now on must be gone (epoch seconds): after its domain's lifetime, or as soon as
+    an offer starts or ends, whichever comes first. Fixed before the page is computed, so a page whose
+    computation spans an offer's start or end is already out of date when it is done, and is not stored."""
+    expiry = time.time() + current_app.config[TTL_SETTINGS[domains[0]]]
     if "offers" in domains:
         change = _offer_change(store, mark)
         if change is not None:
-            ttl = min(ttl, max(1, math.ceil(change - time.time())))
-    return ttl
+            expiry = min(expiry, change)
+    return expiry
 
 
 def _marked(response: Response, state: str) -> Response:
@@ -152,9 +155,12 @@ def serve(domains: Sequence[str], compute: Callable[[], Response]) -> Response:
     try:
         if stored is not None:
             return _marked(_decode(stored), "HIT")
+        expiry = _expiry(domains, store, mark)
         response = compute()
-        if response.status_code == 200:
-            store.put(key, _encode(response), _ttl(domains, store, mark))
+        # Whole seconds rounded down: a page may go a little early, never outlive the price it shows.
+        ttl = math.floor(expiry - time.time())
+        if response.status_code == 200 and ttl > 0:
+            store.put(key, _encode(response), ttl)
         return _marked(response, "MISS")
     finally:
         if token is not None:
