@@ -14,7 +14,7 @@ from openapi_spec_validator import validate as validate_spec
 
 from fantasize.api.endpoint import endpoint
 from fantasize.api.render import Shape
-from fantasize.platform.openapi import RATE_LIMIT_HEADERS, spec_for
+from fantasize.platform.openapi import RATE_LIMIT_HEADERS, TEXT_PATTERN, spec_for
 from fantasize.schemas.base import CamelSchema, FullMatch, PageQuery
 
 RULE_VARIABLE = re.compile(r"<(?:\w+(?:\(.*?\))?:)?(\w+)>")
@@ -119,6 +119,12 @@ def test_patterns_are_ecma_262_and_the_server_checks_the_same_rule(client):
     assert document["components"]["schemas"]["ProfilePartial"]["properties"]["phone"]["pattern"] == phone
     assert re.search(cvv, "1234") and not re.search(cvv, "12345") and not re.search(cvv, "\u0661\u0662\u0663")
     assert re.search(phone, "+1 (555) 010-0100") and not re.search(phone, "call me")
+    # Free text the API reads says what the input schemas refuse: C0 controls other than tab, newline and CR.
+    assert document["components"]["schemas"]["BrandIn"]["properties"]["name"]["pattern"] == TEXT_PATTERN
+    search = {p["name"]: p for p in document["paths"]["/api/v1/search"]["get"]["parameters"]}
+    assert search["q"]["schema"]["pattern"] == TEXT_PATTERN
+    assert re.search(TEXT_PATTERN, "tab\tnew\nline\r") and not re.search(TEXT_PATTERN, "nul\x00")
+    assert not re.search(TEXT_PATTERN, "escape\x1b") and not re.search(TEXT_PATTERN, "vt\x0b")
     rule = FullMatch(r"[0-9]{3,4}", error="no")
     assert rule.regex.pattern == "^(?:[0-9]{3,4})$"
     assert rule("123") == "123"
