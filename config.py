@@ -131,6 +131,14 @@ class Config:
     SQLALCHEMY_DATABASE_URI = database_url()  # None: filled with instance/fantasize.db by the factory
     SQLALCHEMY_ENGINE_OPTIONS = {"pool_pre_ping": True}
     REDIS_URL = redis_url()
+    # Pools, per worker process, sized to the concurrency a worker serves (gunicorn threads or gevent
+    # connections that reach the database or Redis at once). The database pool applies to PostgreSQL (SQLite's
+    # file database keeps SQLAlchemy's default); requests beyond pool + overflow wait for a connection.
+    DB_POOL_SIZE = _int("DB_POOL_SIZE", 10)
+    DB_MAX_OVERFLOW = _int("DB_MAX_OVERFLOW", 10)
+    # Each Redis client (the page cache, the rate limiter) keeps at most this many connections; a request that
+    # finds them all busy waits for one.
+    REDIS_MAX_CONNECTIONS = _int("REDIS_MAX_CONNECTIONS", 50)
 
     HOST = _env("HOST", "127.0.0.1")
     PORT = _int("APP_PORT", _int("PORT", 5000))
@@ -199,6 +207,14 @@ class Config:
     PUBLIC_BASE_URL = _env("PUBLIC_BASE_URL", "http://127.0.0.1:5000")
 
     LOG_LEVEL = _env("LOG_LEVEL", "INFO")
+
+    # gunicorn (gunicorn.conf.py; its command-line options still win). gevent serves many connections per worker as
+    # greenlets (Socket.IO needs it); gthread serves GUNICORN_THREADS requests at once per worker with real threads,
+    # fairer to every connection when the CPU is saturated. Keep-alive: seconds an idle connection stays open.
+    GUNICORN_WORKER_CLASS = _env("GUNICORN_WORKER_CLASS", "gevent")
+    GUNICORN_THREADS = _int("GUNICORN_THREADS", 8)
+    GUNICORN_WORKER_CONNECTIONS = _int("GUNICORN_WORKER_CONNECTIONS", 1000)
+    GUNICORN_KEEPALIVE = _int("GUNICORN_KEEPALIVE", 5)
 
 
 class DevelopmentConfig(Config):

@@ -28,16 +28,19 @@ except _config.ConfigError as _exc:
 # HOST, then APP_PORT or PORT (Heroku sets PORT); production listens on 0.0.0.0 unless HOST says otherwise.
 bind = f"{_settings.HOST}:{_settings.PORT}"
 
-# gevent, not eventlet: eventlet's maintainers discourage new use and gunicorn 26 removed its eventlet worker.
-# The gevent worker monkey-patches in each worker before it imports `wsgi`, and wsgi.py then applies psycogreen,
-# so no post_fork hook is needed (post_fork runs before the worker patches, too early for psycogreen anyway).
-# Do not turn on preload_app: wsgi.py would then patch the master process before it forks.
-worker_class = "gevent"
-worker_connections = 1000
+# gevent by default (GUNICORN_WORKER_CLASS), not eventlet: eventlet's maintainers discourage new use and gunicorn 26
+# removed its eventlet worker. The gevent worker monkey-patches in each worker before it imports `wsgi`, and wsgi.py
+# then applies psycogreen, so no post_fork hook is needed (post_fork runs before the worker patches, too early for
+# psycogreen anyway). `gthread` (GUNICORN_THREADS threads per worker) needs no patching, and wsgi.py does none then.
+# Do not turn on preload_app: wsgi.py would be imported in the master, before any gevent worker patches, and
+# psycogreen would never be applied.
+worker_class = _settings.GUNICORN_WORKER_CLASS
+threads = _settings.GUNICORN_THREADS  # gthread only (gunicorn turns `sync` with threads > 1 into gthread)
+worker_connections = _settings.GUNICORN_WORKER_CONNECTIONS  # gevent only
 
 timeout = 30  # a worker silent this long is restarted
 graceful_timeout = 30  # time given to in-flight requests on shutdown or reload
-keepalive = 5  # seconds an idle keep-alive connection stays open (behind a proxy)
+keepalive = _settings.GUNICORN_KEEPALIVE  # seconds an idle keep-alive connection stays open (behind a proxy)
 
 accesslog = "-"
 errorlog = "-"

@@ -1,16 +1,32 @@
 """Entry point for gunicorn (`wsgi:app`) and for `python wsgi.py`.
 
-gevent's monkey-patching must happen before anything else imports socket, ssl or threading, and
-psycopg2 must be told to yield to other greenlets while it waits on PostgreSQL.
+Under gevent, monkey-patching must happen before anything else imports socket, ssl or threading, and psycopg2 must
+be told to yield to other greenlets while it waits on PostgreSQL (psycogreen). Only under gevent, though:
+- `python wsgi.py` serves with gevent's WSGIServer, so it patches here, first;
+- gunicorn's gevent worker has patched already when it imports this module (it patches in the worker, before
+  loading the app), so only psycogreen is left to do;
+- any other gunicorn worker (`-k gthread`, `sync`) uses real threads: patching there would swap the threading and
+  selectors its main loop already runs on, and the worker would never answer.
 """
 
-from gevent import monkey
+import sys
 
-monkey.patch_all()
+if __name__ == "__main__":
+    from gevent import monkey
 
-from psycogreen.gevent import patch_psycopg  # noqa: E402
+    monkey.patch_all()
 
-patch_psycopg()
+
+def _under_gevent() -> bool:
+    # gevent.monkey is imported only by whoever patched (this file, or gunicorn's gevent worker); no gevent import here.
+    monkey = sys.modules.get("gevent.monkey")
+    return monkey is not None and monkey.is_module_patched("socket")
+
+
+if _under_gevent():
+    from psycogreen.gevent import patch_psycopg
+
+    patch_psycopg()
 
 from config import ConfigError  # noqa: E402
 from fantasize import create_app  # noqa: E402

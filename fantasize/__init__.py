@@ -10,10 +10,12 @@ from flask import Flask
 import config as config_module
 from fantasize import events
 from fantasize.extensions import db, migrate
+from fantasize.platform.json_provider import OrjsonProvider
 
 
 def create_app(config: type | str | None = None, overrides: dict[str, Any] | None = None) -> Flask:
     app = Flask(__name__, instance_relative_config=True)
+    app.json = OrjsonProvider(app)  # Flask's JSON, encoded by orjson
     app.json.sort_keys = False  # keep the schemas' field order
     load_config(app, config, overrides)
     register_platform(app)
@@ -57,8 +59,10 @@ def register_platform(app: Flask) -> None:
 def register_extensions(app: Flask) -> None:
     from fantasize import models  # noqa: F401  (every model registered before migrations look)
     from fantasize.platform import cache as page_cache
+    from fantasize.platform.database import configure_engine
     from fantasize.platform.database import init_app as init_database
 
+    configure_engine(app)
     db.init_app(app)
     migrate.init_app(app, db, directory=str(Path(__file__).resolve().parent.parent / "migrations"),
                      render_as_batch=True, compare_type=True)

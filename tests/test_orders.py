@@ -205,6 +205,58 @@ def test_bodies_failing_the_schema_are_422(client, factory, shopper, body, field
     assert field in response.json["error"]["details"]
 
 
+def test_the_placement_answer_is_what_a_later_read_shows(client, factory, shopper):
+    # The answer is built from the values placement wrote, not read back: it must match the committed rows.
+    user, headers = shopper
+    engraving = factory.customization(type="text", options=[])
+    ring = factory.product(price=Decimal("19.99"), quantity=9, customizations=[engraving],
+                           offer=factory.offer(discount_percent=Decimal("12.5")))
+    box = factory.package(price=Decimal("49.00"), quantity=9)
+    plain = factory.product(price=Decimal("3.10"), quantity=9)
+    address, card = factory.address(user), factory.payment_method(user)
+    body = {"items": [line(box, 2), line(ring, 3, customizations=[{"customizationId": engraving.id,
+                                                                   "value": "For Ada"}]), line(plain)],
+            "addressId": address.id, "paymentMethodId": card.id, "isGift": True, "giftMessage": "Enjoy",
+            "isAnonymous": True}
+    for version, unwrap in (("v1", lambda body: body), ("v2", lambda body: body["data"])):
+        placed = client.post(f"/api/{version}/orders", json=body, headers=headers)
+        assert placed.status_code == 201, placed.json
+        order = unwrap(placed.json)
+        assert [(i["productId"], i["packageId"]) for i in order["items"]] == [
+            (None, box.id), (ring.id, None), (plain.id, None)]
+        assert order["items"][1]["discountPercent"] == "12.50" and order["items"][2]["discountPercent"] is None
+        assert order == unwrap(client.get(f"/api/{version}/orders/{order['id']}", headers=headers).json)
+        [listed] = [o for o in unwrap(client.get(f"/api/{version}/orders", headers=headers).json)
+                    if o["id"] == order["id"]]
+        assert order == listed
+
+    # An administrator's own order answers in the staff shape, as a later read of it does.
+    staff = factory.admin()
+    staff_headers = factory.headers(staff)
+    placed = client.post("/api/v2/orders", json={"items": [line(plain)]}, headers=staff_headers).json["data"]
+    assert [(h["to"], h["actorId"]) for h in placed["history"]] == [("pending", staff.id)]
+    assert placed == client.get(f"/api/v2/orders/{placed['id']}", headers=staff_headers).json["data"]
+
+
+def test_placing_an_order_costs_the_same_few_statements_for_one_line_or_five(client, factory, shopper):
+    # The request's statements: the user (authentication), the items' terms, the order row, one stock UPDATE per
+    # table, the lines, the history entry and the owner's notification; nothing is read back after the writes.
+    _, headers = shopper
+    products = [factory.product(quantity=50) for _ in range(5)]
+    package = factory.package(quantity=50)
+    counts = {}
+    for name, items in (("one", [line(products[0])]), ("five", [line(product, 2) for product in products]),
+                        ("five and a package", [*(line(product) for product in products), line(package)])):
+        with factory.statement_counter() as statements:
+            response = place(client, headers, key=f"budget-{name}", items=items)
+        assert response.status_code == 201, response.json
+        verbs = [statement.split(None, 1)[0].upper() for statement in statements]
+        counts[name] = len(statements)
+        assert verbs.count("SELECT") == 2, statements
+        assert verbs[verbs.index("INSERT"):].count("SELECT") == 0, statements
+    assert counts == {"one": 7, "five": 7, "five and a package": 8}
+
+
 # Stock
 
 
@@ -242,6 +294,42 @@ def test_a_package_takes_only_its_own_stock(client, factory, shopper):
     package = factory.package(products=[(inside, 2)], quantity=3)
     assert place(client, shopper[1], items=[line(package, 2)]).status_code == 201
     assert (stock(Package, package.id), stock(Product, inside.id)) == (1, 5)
+
+
+@pytest.mark.parametrize("backend", ["postgresql"])  # row locks are taken only there
+def test_orders_sharing_items_in_any_order_neither_deadlock_nor_oversell(make_app, backend):
+    # Each order takes its products' stock in one UPDATE; its rows are locked in id order whatever order the
+    # lines come in, so two orders wanting the same rows never wait on each other in a circle.
+    app = make_app(RATELIMIT_ENABLED=False)
+    with app.app_context():
+        factory = Factory(app)
+        ids = [factory.product(quantity=1000).id for _ in range(4)]
+        package_ids = [factory.package(quantity=1000).id for _ in range(2)]
+        headers = [factory.headers(factory.user()) for _ in range(16)]
+    rounds, responses = 4, []
+    barrier = threading.Barrier(len(headers))
+
+    def orders(n: int) -> None:
+        with app.app_context():
+            client = app.test_client()
+            items = [*({"productId": i, "quantity": 1} for i in ids), {"packageId": package_ids[0], "quantity": 1},
+                     {"packageId": package_ids[1], "quantity": 1}]
+            if n % 2:
+                items.reverse()
+            barrier.wait()
+            for _ in range(rounds):
+                responses.append(client.post(ORDERS, json={"items": items}, headers=headers[n]))
+
+    threads = [threading.Thread(target=orders, args=(n,)) for n in range(len(headers))]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    placed = len(headers) * rounds
+    assert [r.status_code for r in responses] == [201] * placed, [r.json for r in responses if r.status_code != 201]
+    with app.app_context():
+        assert [stock(Product, i) for i in ids] == [1000 - placed] * 4
+        assert [stock(Package, i) for i in package_ids] == [1000 - placed] * 2
 
 
 # Idempotency
@@ -299,6 +387,26 @@ def test_a_key_older_than_a_day_starts_a_new_order(client, factory, shopper):
     fresh = place(client, headers, key="daily", items=[line(product)])
     assert fresh.status_code == 201 and fresh.json["id"] != old["id"]
     assert stock(Product, product.id) == 8
+
+
+def test_a_key_replays_its_order_even_when_the_request_no_longer_checks_out(client, factory, shopper):
+    user, headers = shopper
+    product = factory.product(quantity=10)
+    client.post("/api/v1/cart/items", json=line(product, 2), headers=headers)
+    from_cart = place(client, headers, key="cart-checkout")
+    assert from_cart.status_code == 201
+    # The order emptied the cart; the same request replays rather than finding the cart empty.
+    again = place(client, headers, key="cart-checkout")
+    assert (again.status_code, again.json) == (200, from_cart.json)
+
+    first = place(client, headers, key="items-checkout", items=[line(product)])
+    product.is_active = False
+    db.session.commit()
+    again = place(client, headers, key="items-checkout", items=[line(product)])
+    assert (again.status_code, again.json) == (200, first.json)
+    assert place(client, headers, key="items-checkout", items=[line(product, 2)]).json["error"]["code"] == \
+        "IDEMPOTENCY_KEY_REUSED"
+    assert stock(Product, product.id) == 7 and order_count() == 2
 
 
 @pytest.mark.parametrize("key", ["", "x" * 256, "caf\u00e9", "tab\there"])

@@ -10,6 +10,9 @@ Admin routes are the views whose `@endpoint` declares auth="admin"; the others a
 read when the app is built, which is why `init_app` runs after the API is registered (also so that a 429 comes
 after version resolution and carries API-Version).
 
+Counters live in limit_storage's Redis storage: a hit is one round trip that also answers the figures of the
+X-RateLimit-* headers, and a cached read's page lookup rides in it (DESIGN.md "The request budget").
+
 Limits run before the view authenticates, so the client key checks the bearer token itself (tokens.session_user_id:
 signature, expiry, and the token version through a short in-process cache, so a signed-out or deactivated user's
 token loses the signed-in budget); a bad or revoked token is simply an anonymous client. When Redis fails,
@@ -31,7 +34,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from functools import partial
 
-from flask import Flask, Response, request
+from flask import Flask, Response, has_request_context, request
 from flask_limiter import Limit, Limiter, RateLimitExceeded, RequestLimit
 from limits import parse_many
 from redis.backoff import NoBackoff
@@ -43,6 +46,8 @@ from fantasize.api.auth import bearer_token
 from fantasize.api.endpoint import json_body
 from fantasize.api.errors import error_response
 from fantasize.errors import AppError, Unauthorized
+from fantasize.platform.cache.pages import request_rider
+from fantasize.platform.limit_storage import SCHEME_PREFIX
 from fantasize.services.accounts import normalise_email
 from fantasize.services.tokens import session_user_id
 
@@ -168,6 +173,10 @@ def route_tiers(app: Flask) -> dict[tuple[str, str], frozenset[str]]:
             route = f"{method} {rule.rule[len(prefix):]}"
             tiers = frozenset(name for name, tier in TIERS.items()
                               if route in tier.routes or (tier.admin_routes and admin_only))
+            if tiers and spec is not None and spec.cache and method in ("GET", "HEAD"):
+                # A cached read's budget is one Redis round trip: the general limit's hit, carrying the page lookup.
+                raise RuntimeError(f"rate-limit tiers {sorted(tiers)} would add Redis round trips to the cached "
+                                   f"read {route}")
             if tiers:
                 table[(rule.endpoint, method)] = tiers
                 unmatched.discard(route)
@@ -199,28 +208,35 @@ def default_limits(app: Flask) -> list[Limit]:
     def general() -> str:
         return f"{signed_in if signed_in_user_id() is not None else anonymous} per {period}"
 
-    def exempt_from(name: str, tier: Tier) -> Callable[[], bool]:
-        def exempt() -> bool:
-            if name not in tiers_of.get((request.endpoint, request.method), ()):
-                return True
-            return tier.needs_email and requested_email() is None  # no address: the view answers 400 or 422
-        return exempt
+    def tier_limit(name: str, setting: str) -> Callable[[], str]:
+        # Outside its routes a tier has no limit at all, rather than an exempt one: Flask-Limiter then parses,
+        # builds and sorts nothing for it on every other request.
+        def limit() -> str:
+            if has_request_context() and name not in tiers_of.get((request.endpoint, request.method), ()):
+                return ""
+            return setting
+        return limit
+
+    def without_email() -> bool:
+        return requested_email() is None  # no address: the view answers 400 or 422
 
     # shared=True keeps each scope exactly as given (a route name, a tier name), never the versioned endpoint.
     return [
         Limit(general, key_function=client_key, scope=route_name, shared=True),
-        *(Limit(config[tier.setting], key_function=tier.key, scope=name, shared=True,
-                exempt_when=exempt_from(name, tier)) for name, tier in TIERS.items()),
+        *(Limit(tier_limit(name, config[tier.setting]), key_function=tier.key, scope=name, shared=True,
+                exempt_when=without_email if tier.needs_email else None) for name, tier in TIERS.items()),
     ]
 
 
 def storage_options(config: dict) -> dict:
-    """Redis fails fast (short timeouts, one reconnect instead of redis-py's ten backed-off retries); our prefix."""
+    """Redis fails fast (short timeouts, one reconnect instead of redis-py's ten backed-off retries); our prefix;
+    a pool of REDIS_MAX_CONNECTIONS; the page cache's lookup riding along with the first hit of a request."""
     if not config.get("REDIS_URL"):
         return {}
     timeout = config["RATE_LIMIT_REDIS_TIMEOUT_MS"] / 1000
     return {"key_prefix": config["RATE_LIMIT_KEY_PREFIX"], "socket_timeout": timeout,
-            "socket_connect_timeout": timeout, "retry": Retry(NoBackoff(), 1)}
+            "socket_connect_timeout": timeout, "retry": Retry(NoBackoff(), 1),
+            "max_connections": config["REDIS_MAX_CONNECTIONS"], "riders": request_rider}
 
 
 def exempt_request() -> bool:
@@ -270,7 +286,8 @@ def init_app(app: Flask) -> None:
     limiter = Limiter(
         key_func=client_key,
         default_limits=default_limits(app),
-        storage_uri=redis_url or "memory://",
+        # fantasize+redis:// is limit_storage's storage: one round trip per hit, headers included, riders welcome.
+        storage_uri=SCHEME_PREFIX + redis_url if redis_url else "memory://",
         storage_options=storage_options(config),
         # With no fallback limits of its own, memory applies the same limits while Redis is down.
         in_memory_fallback_enabled=bool(redis_url),

@@ -103,7 +103,7 @@ def _cart_for(user: User) -> Cart:
 
 
 def _same_line(line: CartItem, wanted: ResolvedLine) -> bool:
-    item = line.product_id if item_type(wanted.item) == "product" else line.package_id
+    item = line.product_id if wanted.item.kind == "product" else line.package_id
     return item == wanted.item.id and requested_choices(line.customizations) == requested_choices(
         wanted.customizations)
 
@@ -125,7 +125,7 @@ def add_line(user: User, data: dict[str, Any]) -> PricedCartLine:
         if len(cart.items) >= MAX_LINES:
             raise ValidationFailed(details={"cart": [f"A cart holds at most {MAX_LINES} lines."]})
         line = CartItem(cart=cart, quantity=wanted.quantity, customizations=wanted.customizations,
-                        **{f"{item_type(wanted.item)}_id": wanted.item.id})
+                        **{f"{wanted.item.kind}_id": wanted.item.id})
         db.session.add(line)
     commit("The cart changed at the same time; try again")
     return _line_view(line.id)
@@ -159,7 +159,10 @@ def clear_cart(user: User) -> None:
 
 def lines_to_order(user: User) -> tuple[list[int], list[dict[str, Any]]]:
     """The cart's line ids and the lines as an order request would give them."""
-    lines = list(db.session.scalars(select(CartItem).join(Cart).where(Cart.user_id == user.id).order_by(CartItem.id)))
+    lines = db.session.execute(
+        select(CartItem.id, CartItem.product_id, CartItem.package_id, CartItem.quantity, CartItem.customizations)
+        .join(Cart).where(Cart.user_id == user.id).order_by(CartItem.id)
+    ).all()
     requests = [
         {"product_id": line.product_id, "package_id": line.package_id, "quantity": line.quantity,
          "customizations": requested_choices(line.customizations)}

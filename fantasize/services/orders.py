@@ -7,11 +7,13 @@ import json
 import re
 from collections import defaultdict
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from datetime import UTC, datetime, time, timedelta
+from decimal import Decimal
+from operator import attrgetter
 from typing import Any
 
-from sqlalchemy import select, update
+from sqlalchemy import case, insert, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import selectinload
 
@@ -22,7 +24,7 @@ from fantasize.models import Address, Order, OrderLine, OrderStatusChange, Packa
 from fantasize.models.base import utcnow
 from fantasize.services import cart
 from fantasize.services.common import Page, commit, paginate
-from fantasize.services.lines import ResolvedLine, item_type, price_line, resolve_lines, totals
+from fantasize.services.lines import MODELS, ResolvedLine, price_line, resolve_lines, totals
 from fantasize.services.products import NAMES
 
 # The only moves an order may make; a status missing as a key is terminal.
@@ -48,8 +50,62 @@ StockKey = tuple[type[Product] | type[Package], int]
 
 
 @dataclass(frozen=True)
+class PlacedLine:
+    """An order line as its INSERT returned it: the attributes OrderLineSchema reads of an OrderLine."""
+
+    id: int
+    product_id: int | None
+    package_id: int | None
+    name: str
+    quantity: int
+    unit_price: Decimal
+    unit_discount: Decimal
+    discount_percent: Decimal | None
+    line_total: Decimal
+    customizations: list[dict[str, Any]]
+
+
+@dataclass(frozen=True)
+class PlacedChange:
+    """The history entry of a placement: the attributes the status-change schemas read."""
+
+    from_status: str | None
+    to_status: str
+    actor_id: int
+    details: dict[str, Any] | None
+    created_at: datetime
+
+
+@dataclass(frozen=True)
+class PlacedOrder:
+    """An order as placement wrote it, built from the values it inserted rather than read back: the attributes
+    the order schemas read of an Order, every one of them as a read of the committed rows would give it."""
+
+    id: int
+    user_id: int
+    status: str
+    is_gift: bool
+    gift_message: str | None
+    is_anonymous: bool
+    shipping_address: dict[str, Any] | None
+    payment_summary: dict[str, Any] | None
+    subtotal: Decimal
+    discount_total: Decimal
+    total: Decimal
+    lines: list[PlacedLine]
+    history: list[PlacedChange]
+    created_at: datetime
+    updated_at: datetime
+
+
+# What a placement's answer shows: of each line, the columns its INSERT returns; of the order, the values written.
+LINE_COLUMNS = tuple(getattr(OrderLine, field.name) for field in fields(PlacedLine))
+ORDER_VALUES = tuple(field.name for field in fields(PlacedOrder) if field.name not in ("id", "lines", "history"))
+
+
+@dataclass(frozen=True)
 class Placement:
-    order: Order
+    order: Order | PlacedOrder
     replayed: bool
 
 
@@ -89,6 +145,19 @@ def _replay(order: Order, fingerprint: str | None) -> Placement:
             details={"Idempotency-Key": ["Already used with another body; use a new key for a new order."]},
         )
     return Placement(_fetch(order.id), replayed=True)
+
+
+def _earlier(user_id: int, key: str | None, fingerprint: str | None, now: datetime) -> Placement | None:
+    """The replay of the order an Idempotency-Key placed in the last 24 hours, if any. An older one loses the
+    key, which then starts afresh."""
+    earlier = _order_by_key(user_id, key) if key is not None else None
+    if earlier is None:
+        return None
+    if earlier.created_at > now - IDEMPOTENCY_WINDOW:
+        return _replay(earlier, fingerprint)
+    earlier.idempotency_key = None
+    db.session.flush()
+    return None
 
 
 def _own(model: type[Address] | type[PaymentMethod], user: User, ident: int | None, field: str) -> Any:
@@ -132,10 +201,30 @@ def _move_stock(model: type[Product] | type[Package], item_id: int, change: int,
     return db.session.scalar(stmt.execution_options(synchronize_session=False))
 
 
+def _take_many(model: type[Product] | type[Package], needs: dict[int, int], now: datetime) -> dict[int, int]:
+    """Take each item's quantity in one UPDATE for the whole table, from every row that has enough left; the new
+    quantities of the rows taken from (a missing id had too little).
+
+    The rows are first locked in id order by the sub-select (FOR UPDATE, not pulled up into the join), and no
+    row is updated before that sub-select has locked it, so concurrent orders lock shared rows in one order and
+    cannot deadlock. A row a concurrent order changed meanwhile is checked again at its new quantity, as a
+    single-row UPDATE is. SQLite has no row locks (its writers take turns) and ignores FOR UPDATE."""
+    need = case(needs, value=model.id)
+    locked = select(model.id).where(model.id.in_(needs)).order_by(model.id).with_for_update().subquery()
+    stmt = (update(model).where(model.id.in_(needs), model.id == locked.c.id, model.quantity >= need)
+            .values(quantity=model.quantity - need, updated_at=now)
+            .returning(model.id, model.quantity).execution_options(synchronize_session=False))
+    return {item_id: left for item_id, left in db.session.execute(stmt)}
+
+
 def _take_stock(order_id: int, lines: list[ResolvedLine], now: datetime) -> None:
-    wanted = _stock_wanted((type(line.item), line.item.id, line.quantity) for line in lines)
-    left: dict[StockKey, int | None] = {key: _move_stock(*key, -quantity, now) for key, quantity in wanted}
-    short = [(key, quantity) for key, quantity in wanted if left[key] is None]
+    wanted = _stock_wanted((MODELS[line.item.kind], line.item.id, line.quantity) for line in lines)
+    left: dict[StockKey, int] = {}
+    for model in (Product, Package):  # products first, as every writer does
+        needs = {item_id: quantity for (kind, item_id), quantity in wanted if kind is model}
+        if needs:
+            left.update({(model, item_id): quantity for item_id, quantity in _take_many(model, needs, now).items()})
+    short = [(key, quantity) for key, quantity in wanted if key not in left]
     if short:
         db.session.rollback()  # gives back what the other lines took, and the order row
         raise OutOfStock(details={"items": [
@@ -148,21 +237,17 @@ def _take_stock(order_id: int, lines: list[ResolvedLine], now: datetime) -> None
                               {"reason": "order_placed", "orderId": order_id}))
 
 
-def place_order(user: User, data: dict[str, Any], idempotency_key: str | None = None) -> Placement:
-    """Place an order from `items` or from the cart, in one transaction: prices frozen, stock taken for every
-    line or none, the cart's ordered lines removed. With an Idempotency-Key, a repeat within 24 hours gets the
-    first order back (`replayed`) and never takes stock again."""
-    key = _checked_key(idempotency_key)
-    fingerprint = request_hash(data) if key is not None else None
-    user_id, now = user.id, utcnow()
-    if key is not None:
-        earlier = _order_by_key(user_id, key)
-        if earlier is not None:
-            if earlier.created_at > now - IDEMPOTENCY_WINDOW:
-                return _replay(earlier, fingerprint)
-            earlier.idempotency_key = None  # expired: the key starts afresh
-            db.session.flush()
+@dataclass(frozen=True)
+class Draft:
+    """A placement checked and priced, before anything is written."""
 
+    lines: list[ResolvedLine]
+    order: dict[str, Any]  # the order row's values, but for the key and fingerprint
+    line_rows: list[dict[str, Any]]  # the lines' values, but for the order id
+    cart_line_ids: list[int]  # the cart lines it orders (none for `items`)
+
+
+def _draft(user: User, data: dict[str, Any], now: datetime) -> Draft:
     if "items" in data:
         cart_line_ids, requested, field = [], data["items"], "items"
     else:
@@ -175,42 +260,90 @@ def place_order(user: User, data: dict[str, Any], idempotency_key: str | None = 
     payment = _own(PaymentMethod, user, data.get("payment_method_id"), "paymentMethodId")
     prices = [price_line(line.item, line.quantity, now) for line in lines]
     sums = totals(prices)
-
-    order = Order(
-        user_id=user_id, status="pending", address_id=address.id if address else None,
-        payment_method_id=payment.id if payment else None, shipping_address=_address_snapshot(address),
-        payment_summary=_payment_summary(payment), is_gift=data.get("is_gift", False),
-        gift_message=data.get("gift_message"), is_anonymous=data.get("is_anonymous", False),
-        subtotal=sums.subtotal, discount_total=sums.discount_total, total=sums.total,
-        idempotency_key=key, request_hash=fingerprint,
-    )
-    db.session.add(order)
-    try:
-        # Inserted before any stock is touched: on PostgreSQL a concurrent request with the same key waits
-        # here on the unique index until this one commits, then fails and replays it.
-        db.session.flush()
-    except IntegrityError:
-        db.session.rollback()
-        winner = _order_by_key(user_id, key) if key is not None else None
-        if winner is None:
-            raise Conflict("The order could not be placed; try again") from None
-        return _replay(winner, fingerprint)
-
-    order_id = order.id
-    _take_stock(order_id, lines, now)
-    db.session.add_all([
-        OrderLine(
-            order_id=order_id, name=line.item.name, quantity=line.quantity, unit_price=price.unit_price,
-            unit_discount=price.unit_discount, discount_percent=price.discount_percent, line_total=price.line_total,
-            customizations=line.customizations, **{f"{item_type(line.item)}_id": line.item.id},
-        )
+    order = {
+        "user_id": user.id, "status": "pending", "address_id": address.id if address else None,
+        "payment_method_id": payment.id if payment else None, "shipping_address": _address_snapshot(address),
+        "payment_summary": _payment_summary(payment), "is_gift": data.get("is_gift", False),
+        "gift_message": data.get("gift_message"), "is_anonymous": data.get("is_anonymous", False),
+        "subtotal": sums.subtotal, "discount_total": sums.discount_total, "total": sums.total,
+        "created_at": now, "updated_at": now,
+    }
+    line_rows = [
+        {"product_id": line.item.id if line.item.kind == "product" else None,
+         "package_id": line.item.id if line.item.kind == "package" else None,
+         "name": line.item.name, "quantity": line.quantity, "unit_price": price.unit_price,
+         "unit_discount": price.unit_discount, "discount_percent": price.discount_percent,
+         "line_total": price.line_total, "customizations": line.customizations}
         for line, price in zip(lines, prices, strict=True)
-    ])
-    db.session.add(OrderStatusChange(order_id=order_id, from_status=None, to_status="pending", actor_id=user_id))
-    cart.remove_ordered_lines(cart_line_ids)
+    ]
+    return Draft(lines, order, line_rows, cart_line_ids)
+
+
+def _write_order(draft: Draft, user_id: int, key: str | None, fingerprint: str | None,
+                 now: datetime) -> int | Placement:
+    """The new order's id, its row inserted before any stock is touched (so a repeat of the key never takes
+    stock twice); or the replay of the order the key already placed.
+
+    The INSERT is tried first, the key looked up only when it is taken: on PostgreSQL a concurrent request with
+    the same key waits on the unique index until the first commits, then fails here and replays it. Nothing was
+    written before this row, so the rollback loses nothing."""
+    row = {**draft.order, "idempotency_key": key, "request_hash": fingerprint}
+    for _ in range(2):  # the key is taken: by an order to replay, or by one past the window that gives it up
+        try:
+            return db.session.execute(insert(Order).values(**row).returning(Order.id)).scalar_one()
+        except IntegrityError:
+            db.session.rollback()
+        replay = _earlier(user_id, key, fingerprint, now)
+        if replay is not None:
+            return replay
+        if key is None:
+            break
+    raise Conflict("The order could not be placed; try again")
+
+
+def _write_lines(order_id: int, line_rows: list[dict[str, Any]]) -> list[PlacedLine]:
+    """One INSERT for every line (render_nulls: lines of products and of packages share one column list). The
+    answer shows the rows it returns in id order, as a later read does, whatever order RETURNING gives them in."""
+    written = db.session.execute(insert(OrderLine).returning(*LINE_COLUMNS),
+                                 [{"order_id": order_id, **row} for row in line_rows],
+                                 execution_options={"render_nulls": True})
+    return sorted((PlacedLine(**row._mapping) for row in written), key=attrgetter("id"))
+
+
+def place_order(user: User, data: dict[str, Any], idempotency_key: str | None = None) -> Placement:
+    """Place an order from `items` or from the cart, in one transaction: prices frozen, stock taken for every
+    line or none, the cart's ordered lines removed. With an Idempotency-Key, a repeat within 24 hours gets the
+    first order back (`replayed`) and never takes stock again.
+
+    A fixed handful of statements whatever the number of lines: the items' terms, the order row, one stock
+    UPDATE per table, the lines, the history entry and the owner's notification. The answer is built from what
+    was written, not read back."""
+    key = _checked_key(idempotency_key)
+    fingerprint = request_hash(data) if key is not None else None
+    user_id, now = user.id, utcnow()
+    try:
+        draft = _draft(user, data, now)
+    except ValidationFailed:
+        # A key already used answers with its order (or its 422) even when the request no longer checks out:
+        # its cart was emptied by that order, an item was withdrawn since.
+        replay = _earlier(user_id, key, fingerprint, now)
+        if replay is not None:
+            return replay
+        raise
+    written = _write_order(draft, user_id, key, fingerprint, now)
+    if isinstance(written, Placement):
+        return written
+    order_id = written
+    _take_stock(order_id, draft.lines, now)
+    lines = _write_lines(order_id, draft.line_rows)
+    db.session.execute(insert(OrderStatusChange).values(order_id=order_id, from_status=None, to_status="pending",
+                                                        actor_id=user_id, created_at=now))
+    cart.remove_ordered_lines(draft.cart_line_ids)
     announce(OrderStatusChanged(order_id, user_id, "pending", None, None, user_id))
     commit("The order could not be placed; try again")
-    return Placement(_fetch(order_id), replayed=False)
+    history = [PlacedChange(None, "pending", user_id, None, now)]
+    order = PlacedOrder(id=order_id, lines=lines, history=history, **{name: draft.order[name] for name in ORDER_VALUES})
+    return Placement(order, replayed=False)
 
 
 # Status changes

@@ -9,16 +9,18 @@ generations when a transaction that wrote catalogue tables commits.
 from __future__ import annotations
 
 from flask import Flask
-from redis import Redis
+from redis import BlockingConnectionPool, Redis
 from redis.backoff import NoBackoff
 from redis.retry import Retry
 
 from fantasize.extensions import cache
 from fantasize.platform.cache.domains import DOMAINS
 from fantasize.platform.cache.invalidation import init_session_events
-from fantasize.platform.cache.pages import EXTENSION, HEADER, OFFER_CHANGE, page_store
+from fantasize.platform.cache.pages import EXTENSION, HEADER, OFFER_CHANGE, page_store, release_unused_lookup
 from fantasize.platform.cache.store import LocalBackend, PageStore, RedisBackend
 
+# How long a request waits for a free pooled Redis connection before the cache counts as unreachable.
+POOL_WAIT_SECONDS = 2
 # The pages `flask cache warm` fills: the first page of every catalogue listing and the discovery pages.
 WARM_VERSIONS = ("v1", "v2")
 WARM_PATHS = ("/products", "/packages", "/categories", "/brands", "/materials", "/offers", "/customizations",
@@ -30,15 +32,19 @@ def init_app(app: Flask) -> None:
     if cfg.get("REDIS_URL"):
         timeout = cfg["CACHE_REDIS_TIMEOUT_MS"] / 1000
         # One immediate retry lets a pooled connection that Redis dropped (a restart) reconnect; no backoff, so a
-        # dead Redis costs at most two short timeouts before the breaker opens.
-        client = Redis.from_url(cfg["REDIS_URL"], socket_timeout=timeout, socket_connect_timeout=timeout,
-                                retry=Retry(NoBackoff(), 1))
+        # dead Redis costs at most two short timeouts before the breaker opens. A blocking pool: a request that
+        # finds every connection busy waits for one (redis-py's default pool would raise, opening the breaker).
+        pool = BlockingConnectionPool.from_url(cfg["REDIS_URL"], max_connections=cfg["REDIS_MAX_CONNECTIONS"],
+                                               timeout=POOL_WAIT_SECONDS, socket_timeout=timeout,
+                                               socket_connect_timeout=timeout, retry=Retry(NoBackoff(), 1))
+        client = Redis(connection_pool=pool)
         cache.init_app(app, config={"CACHE_TYPE": "RedisCache", "CACHE_REDIS_HOST": client})
         backend = RedisBackend(client, cfg["CACHE_KEY_PREFIX"])
     else:
         cache.init_app(app, config={"CACHE_TYPE": "SimpleCache"})
         backend = LocalBackend(app.extensions["cache"][cache])
     app.extensions[EXTENSION] = PageStore(backend, cfg["CACHE_BREAKER_SECONDS"])
+    app.teardown_request(release_unused_lookup)
     init_session_events()
 
 

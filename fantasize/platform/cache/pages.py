@@ -3,17 +3,23 @@
 Only what is the same for every caller is cached: GET (and HEAD) reads of views that declare `cache=`, with a
 200, for anonymous callers and signed-in customers; administrators may see inactive items, so their reads
 neither come from the cache nor go into it. Errors are never stored.
+
+Round trips (DESIGN.md "The request budget"): the lookup (generations, page, and the lock when the page is
+missing) is one script run, and it rides in the rate limiter's round trip when the limiter hits Redis first
+(`request_rider`), so a hit costs no round trip of its own; a miss adds one to store the page and let go of the
+lock. The rider runs before the view knows who is asking, so a lookup that turns out not to be used (an
+administrator, a request refused before the view renders) lets go of any lock it took when the request ends.
 """
 
 from __future__ import annotations
 
 import hashlib
-import json
 import math
 import time
 from collections.abc import Callable, Sequence
 from urllib.parse import urlencode
 
+import orjson
 from flask import Flask, Response, current_app, g, request
 from sqlalchemy import Connection, func, select
 from sqlalchemy.orm import Session
@@ -24,7 +30,7 @@ from fantasize.extensions import db
 from fantasize.models import Offer
 from fantasize.models.base import utcnow
 from fantasize.platform.cache.domains import TTL_SETTINGS
-from fantasize.platform.cache.store import PageStore
+from fantasize.platform.cache.store import Found, LookupRider, PageStore, Query
 
 EXTENSION = "fantasize.cache"
 HEADER = "X-Cache"
@@ -33,17 +39,55 @@ OFFER_CHANGE = "offers-change"  # the mark holding when an offer next starts or 
 KEPT_HEADERS = ("Content-Type", "X-Total-Count", "Link")
 FIRST_POLL_SECONDS = 0.01
 MAX_POLL_SECONDS = 0.1
+_CARRIED = "fantasize.cache.carried"  # request environ: the lookup that rode with the rate limiter's hit
 
 
 def page_store(app: Flask | None = None) -> PageStore | None:
     return (app or current_app).extensions.get(EXTENSION)
 
 
-def page_key(generations: Sequence[int]) -> str:
-    """Version + path + the query sorted by name and value + the generations the page is computed under."""
+def base_key() -> str:
+    """Version + path + the query sorted by name and value; the page key adds the generations to it (store.page_key)."""
     query = urlencode(sorted(request.args.items(multi=True)))
-    parts = (g.get("api_version") or "", request.path, query, ".".join(map(str, generations)))
+    parts = (g.get("api_version") or "", request.path, query)
     return hashlib.sha256("\n".join(parts).encode()).hexdigest()
+
+
+def _query(domains: Sequence[str]) -> Query:
+    return Query(tuple(domains), OFFER_CHANGE if "offers" in domains else None, base_key(),
+                 current_app.config["CACHE_LOCK_MS"])
+
+
+def request_rider() -> LookupRider | None:
+    """This request's page lookup, to ride in the rate limiter's round trip (limit_storage), or None.
+
+    Asked for while the limiter checks the request, before the view: the view's cache declaration is read from
+    the `endpoint_spec` that `@endpoint` puts on it. Whether the caller is an administrator is not known yet;
+    `serve` decides whether to use what was found.
+    """
+    if request.method not in ("GET", "HEAD") or not current_app.config["CACHE_ENABLED"]:
+        return None
+    spec = getattr(current_app.view_functions.get(request.endpoint or ""), "endpoint_spec", None)
+    store = page_store()
+    if spec is None or not spec.cache or store is None:
+        return None
+    rider = store.rider(_query(spec.cache))
+    if rider is not None:
+        request.environ[_CARRIED] = rider
+    return rider
+
+
+def _carried() -> Found | None:
+    rider = request.environ.pop(_CARRIED, None)
+    return rider.found if rider is not None else None
+
+
+def release_unused_lookup(_error: BaseException | None = None) -> None:
+    """teardown_request: a lookup that rode with the limiter but was never served lets go of its lock."""
+    found = _carried()
+    store = page_store()
+    if found is not None and found.token is not None and store is not None:
+        store.finish(found.key, None, 0, found.token)
 
 
 def _cacheable() -> bool:
@@ -59,18 +103,18 @@ def _encode(response: Response) -> bytes:
     if "Link" in headers:
         headers["Link"] = headers["Link"].replace(f"<{request.host_url}", "</")
     head = {"headers": headers, "envelope": g.get("api_version") == "v2"}
-    return json.dumps(head).encode() + b"\n" + response.get_data()
+    return orjson.dumps(head) + b"\n" + response.get_data()
 
 
 def _decode(value: bytes) -> Response:
     raw_head, _, body = value.partition(b"\n")
-    head = json.loads(raw_head)
+    head = orjson.loads(raw_head)
     headers = head["headers"]
     if "Link" in headers:
         headers["Link"] = headers["Link"].replace("</", f"<{request.host_url}")
     if head["envelope"]:
         # The envelope's meta names this request, not the one that filled the cache.
-        payload = json.loads(body)
+        payload = orjson.loads(body)
         payload["meta"].update(requestId=g.get("request_id"), timestamp=iso_now())
         response = current_app.json.response(payload)
         response.headers.update({k: v for k, v in headers.items() if k != "Content-Type"})
@@ -138,30 +182,27 @@ def _wait_for(store: PageStore, key: str) -> tuple[bytes | None, str | None]:
 def serve(domains: Sequence[str], compute: Callable[[], Response]) -> Response:
     """The page from the cache (X-Cache: HIT), or computed, stored and marked MISS; uncacheable calls pass by."""
     store = page_store()
+    carried = _carried()
     if store is None or not _cacheable():
+        if carried is not None and store is not None:
+            store.finish(carried.key, None, 0, carried.token)  # looked up before we knew: not ours to compute
         return compute()
-    read = store.generations(domains, OFFER_CHANGE if "offers" in domains else None)
-    if read is None:  # the cache is unreachable: the database answers
+    found = carried or store.lookup(_query(domains))
+    if found is None:  # the cache is unreachable: the database answers
         return _marked(compute(), "MISS")
-    generations, mark = read
-    key = page_key(generations)
-    stored, token = store.get(key), None
-    if stored is None:
-        token = store.lock(key, current_app.config["CACHE_LOCK_MS"])
-        if token is not None:
-            stored = store.get(key)  # stored by the previous holder between our read and our lock
-        elif store.available:
-            stored, token = _wait_for(store, key)
+    key, stored, token = found.key, found.page, found.token
+    if stored is None and token is None and store.available:
+        stored, token = _wait_for(store, key)  # someone else is computing it
+    page, ttl = None, 0
     try:
         if stored is not None:
             return _marked(_decode(stored), "HIT")
-        expiry = _expiry(domains, store, mark)
+        expiry = _expiry(domains, store, found.mark)
         response = compute()
         # Whole seconds rounded down: a page may go a little early, never outlive the price it shows.
         ttl = math.floor(expiry - time.time())
         if response.status_code == 200 and ttl > 0:
-            store.put(key, _encode(response), ttl)
+            page = _encode(response)
         return _marked(response, "MISS")
     finally:
-        if token is not None:
-            store.unlock(key, token)
+        store.finish(key, page, ttl, token)

@@ -5,6 +5,12 @@ Generations are counters, one key per domain: invalidating a domain is one INCR 
 pages, and a page key embeds the generations it was computed under, so old pages are simply never asked for
 again and expire on their own. Pages are stored as bytes, never pickled: whoever can write to Redis cannot make
 the app unpickle objects.
+
+The request budget (DESIGN.md): a read looks its page up in one round trip, a Lua script that reads the
+generations (and a mark), builds the page key from them, reads the page and, when it is missing, takes the
+stampede lock, all at once (so nobody can store the page between our read and our lock). The same script rides
+along with the rate limiter's counter when a limiter on the same Redis hits first (fantasize.platform.limit_storage),
+so a cached read costs one round trip in all. A miss then stores its page and lets go of the lock in one more.
 """
 
 from __future__ import annotations
@@ -15,6 +21,7 @@ import secrets
 import threading
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any, Protocol, TypeVar
 
 from redis import Redis
@@ -23,18 +30,53 @@ from redis.exceptions import RedisError
 log = logging.getLogger("fantasize.cache")
 T = TypeVar("T")
 
-# Deletes a lock only while it still holds our token, so a request whose lock expired cannot free a later one's.
-_RELEASE = """
-if redis.call("get", KEYS[1]) == ARGV[1] then
-    return redis.call("del", KEYS[1])
-end
-return 0
-"""
 # Sets a mark only if it still has the value it was read with, so a stale reader cannot undo a writer's update.
 _REPLACE = """
 local current = redis.call("get", KEYS[1])
 if (current == false and ARGV[1] == "") or current == ARGV[1] then
     redis.call("set", KEYS[1], ARGV[2])
+end
+return 0
+"""
+# The lookup, written as a rider (see limit_storage.Rider) so it can also travel with the limiter's counter.
+# KEYS: the generation keys, then the mark's key when ARGV[1] is "1". ARGV: that flag, the page and lock key
+# prefixes, the page's base key, the lock's lifetime in ms and our token. A missing generation starts at the
+# clock in nanoseconds, as _fresh_generation does. Answers {key, page or nil, locked 1/0, mark or nil, generations}.
+_LOOKUP = """
+local function ride(KEYS, ARGV)
+    local marked = ARGV[1] == "1"
+    local count = #KEYS - (marked and 1 or 0)
+    local generations = {}
+    for i = 1, count do
+        local value = redis.call("get", KEYS[i])
+        if not value then
+            local now = redis.call("time")
+            value = now[1] .. string.format("%06d", tonumber(now[2])) .. "000"
+            redis.call("set", KEYS[i], value)
+        end
+        generations[i] = value
+    end
+    local mark = false
+    if marked then
+        mark = redis.call("get", KEYS[#KEYS])
+    end
+    local key = ARGV[4] .. ":" .. table.concat(generations, ".")
+    local page = redis.call("get", ARGV[2] .. key)
+    local locked = 0
+    if not page and redis.call("set", ARGV[3] .. key, ARGV[6], "NX", "PX", ARGV[5]) then
+        locked = 1
+    end
+    return {key, page, locked, mark, unpack(generations)}
+end
+"""
+# Stores a page (unless ARGV[2], its lifetime in seconds, is 0) and lets go of the lock only while it still holds
+# our token, so a request whose lock expired cannot free a later one's.
+_FINISH = """
+if ARGV[2] ~= "0" then
+    redis.call("set", KEYS[1], ARGV[1], "EX", ARGV[2])
+end
+if ARGV[3] ~= "" and redis.call("get", KEYS[2]) == ARGV[3] then
+    redis.call("del", KEYS[2])
 end
 return 0
 """
@@ -48,15 +90,63 @@ def _fresh_generation() -> int:
     return time.time_ns()
 
 
+def page_key(base: str, generations: Sequence[int | str]) -> str:
+    """A page's key: its base (what was asked) and the generations it is computed under."""
+    return f"{base}:{'.'.join(map(str, generations))}"
+
+
+@dataclass(frozen=True)
+class Query:
+    """What a read looks up: the domains it shows, the mark it needs (or None), its base key, the lock's lifetime."""
+
+    domains: tuple[str, ...]
+    mark: str | None
+    base: str
+    lock_ms: int
+
+
+@dataclass
+class Found:
+    """A lookup's answer: the generations, the mark's value, the page key, the page if stored, and our lock token
+    if the page was missing and nobody else was computing it."""
+
+    generations: list[int]
+    mark: bytes | None
+    key: str
+    page: bytes | None
+    token: str | None
+
+
 class Backend(Protocol):
-    def generations(self, domains: Sequence[str], mark: str | None = None) -> tuple[list[int], bytes | None]: ...
+    def lookup(self, query: Query) -> Found: ...
     def bump(self, domains: Iterable[str], marks: Mapping[str, bytes | None]) -> None: ...
     def replace_mark(self, name: str, old: bytes | None, new: bytes) -> None: ...
     def get(self, key: str) -> bytes | None: ...
-    def put(self, key: str, value: bytes, ttl: int) -> None: ...
     def lock(self, key: str, ms: int) -> str | None: ...
-    def unlock(self, key: str, token: str) -> None: ...
+    def finish(self, key: str, page: bytes | None, ttl: int, token: str | None) -> None: ...
     def delete_pages(self) -> int | None: ...
+
+
+class LookupRider:
+    """A lookup travelling in the rate limiter's script run (limit_storage.Rider); `found` once it has run."""
+
+    lua = _LOOKUP
+
+    def __init__(self, backend: RedisBackend, query: Query) -> None:
+        self.keys, self.args, self._token = backend.lookup_call(query)
+        self.found: Found | None = None
+        self.error: str | None = None
+
+    def receive(self, answer: Any, error: str | None) -> None:
+        if error is None:
+            self.found = _found(answer, self._token)
+        else:
+            self.error = error
+
+
+def _found(answer: list[Any], token: str) -> Found:
+    key, page, locked, mark, *generations = answer
+    return Found([int(value) for value in generations], mark, key.decode(), page, token if locked else None)
 
 
 class RedisBackend:
@@ -68,8 +158,9 @@ class RedisBackend:
     def __init__(self, client: Redis, prefix: str) -> None:
         self.client = client
         self.prefix = prefix
-        self._release = client.register_script(_RELEASE)
         self._replace = client.register_script(_REPLACE)
+        self._lookup = client.register_script(_LOOKUP + "return ride(KEYS, ARGV)\n")
+        self._finish = client.register_script(_FINISH)
 
     def _gen(self, domain: str) -> str:
         return f"{self.prefix}gen:{domain}"
@@ -77,19 +168,19 @@ class RedisBackend:
     def _mark(self, name: str) -> str:
         return f"{self.prefix}mark:{name}"
 
-    def generations(self, domains: Sequence[str], mark: str | None = None) -> tuple[list[int], bytes | None]:
-        """The domains' generations and, in the same round trip, the value of one mark."""
-        keys = [self._gen(domain) for domain in domains]
-        values = self.client.mget([*keys, self._mark(mark)] if mark else keys)
-        marked = values.pop() if mark else None
-        if None in values:
-            pipe = self.client.pipeline(transaction=False)
-            for key, value in zip(keys, values, strict=True):
-                if value is None:
-                    pipe.set(key, _fresh_generation(), nx=True)
-            pipe.mget(keys)
-            values = pipe.execute()[-1]
-        return [int(value) for value in values], marked
+    def lookup_call(self, query: Query) -> tuple[list[str], list[Any], str]:
+        """The keys and arguments of a lookup script run, and the token its lock would hold."""
+        keys = [self._gen(domain) for domain in query.domains]
+        if query.mark:
+            keys.append(self._mark(query.mark))
+        token = secrets.token_hex(8)
+        args = ["1" if query.mark else "0", f"{self.prefix}page:", f"{self.prefix}lock:", query.base, query.lock_ms,
+                token]
+        return keys, args, token
+
+    def lookup(self, query: Query) -> Found:
+        keys, args, token = self.lookup_call(query)
+        return _found(self._lookup(keys=keys, args=args), token)
 
     def bump(self, domains: Iterable[str], marks: Mapping[str, bytes | None]) -> None:
         pipe = self.client.pipeline(transaction=False)
@@ -109,15 +200,15 @@ class RedisBackend:
     def get(self, key: str) -> bytes | None:
         return self.client.get(f"{self.prefix}page:{key}")
 
-    def put(self, key: str, value: bytes, ttl: int) -> None:
-        self.client.set(f"{self.prefix}page:{key}", value, ex=ttl)
-
     def lock(self, key: str, ms: int) -> str | None:
         token = secrets.token_hex(8)
         return token if self.client.set(f"{self.prefix}lock:{key}", token, nx=True, px=ms) else None
 
-    def unlock(self, key: str, token: str) -> None:
-        self._release(keys=[f"{self.prefix}lock:{key}"], args=[token])
+    def finish(self, key: str, page: bytes | None, ttl: int, token: str | None) -> None:
+        if page is None and token is None:
+            return
+        self._finish(keys=[f"{self.prefix}page:{key}", f"{self.prefix}lock:{key}"],
+                     args=[page or b"", ttl if page is not None else 0, token or ""])
 
     def delete_pages(self) -> int:
         """SCAN (never KEYS) this app's pages and unlink them in batches; other keys in the database stay."""
@@ -144,9 +235,13 @@ class LocalBackend:
         self._marks: dict[str | None, bytes | None] = {}
         self._locks: dict[str, tuple[str, float]] = {}
 
-    def generations(self, domains: Sequence[str], mark: str | None = None) -> tuple[list[int], bytes | None]:
+    def lookup(self, query: Query) -> Found:
         with self._mutex:
-            return [self._generations.get(domain, 0) for domain in domains], self._marks.get(mark)
+            generations = [self._generations.get(domain, 0) for domain in query.domains]
+            mark = self._marks.get(query.mark)
+        key = page_key(query.base, generations)
+        page = self.pages.get(key)
+        return Found(generations, mark, key, page, None if page is not None else self.lock(key, query.lock_ms))
 
     def bump(self, domains: Iterable[str], marks: Mapping[str, bytes | None]) -> None:
         with self._mutex:
@@ -163,9 +258,6 @@ class LocalBackend:
     def get(self, key: str) -> bytes | None:
         return self.pages.get(key)
 
-    def put(self, key: str, value: bytes, ttl: int) -> None:
-        self.pages.set(key, value, timeout=ttl)
-
     def lock(self, key: str, ms: int) -> str | None:
         now = time.monotonic()
         with self._mutex:
@@ -176,9 +268,11 @@ class LocalBackend:
             self._locks[key] = (token, now + ms / 1000)
             return token
 
-    def unlock(self, key: str, token: str) -> None:
+    def finish(self, key: str, page: bytes | None, ttl: int, token: str | None) -> None:
+        if page is not None:
+            self.pages.set(key, page, timeout=ttl)
         with self._mutex:
-            if self._locks.get(key, ("",))[0] == token:
+            if token is not None and self._locks.get(key, ("",))[0] == token:
                 del self._locks[key]
 
     def delete_pages(self) -> None:
@@ -215,10 +309,18 @@ class PageStore:
                         extra={"errorType": type(exc).__name__, "error": str(exc)})
             return False, None
 
-    def generations(self, domains: Sequence[str], mark: str | None = None) -> tuple[list[int], bytes | None] | None:
+    def lookup(self, query: Query) -> Found | None:
+        """The generations, the page and, when it is missing, the lock, in one round trip; None: unreachable."""
         if (self._owed or self._owed_marks) and not self._settle({}):
             return None
-        return self._call(self.backend.generations, domains, mark)[1]
+        return self._call(self.backend.lookup, query)[1]
+
+    def rider(self, query: Query) -> LookupRider | None:
+        """The lookup as a rider for the limiter's round trip, when it can go that way: Redis, reachable as far
+        as we know, and no invalidation owed (those are sent first, by `lookup`)."""
+        if not isinstance(self.backend, RedisBackend) or not self.available or self._owed or self._owed_marks:
+            return None
+        return LookupRider(self.backend, query)
 
     def invalidate(self, domains: Iterable[str], marks: Mapping[str, bytes | None] | None = None) -> None:
         self._owed.update(domains)
@@ -242,14 +344,13 @@ class PageStore:
     def get(self, key: str) -> bytes | None:
         return self._call(self.backend.get, key)[1]
 
-    def put(self, key: str, value: bytes, ttl: int) -> None:
-        self._call(self.backend.put, key, value, ttl)
-
     def lock(self, key: str, ms: int) -> str | None:
         return self._call(self.backend.lock, key, ms)[1]
 
-    def unlock(self, key: str, token: str) -> None:
-        self._call(self.backend.unlock, key, token)
+    def finish(self, key: str, page: bytes | None, ttl: int, token: str | None) -> None:
+        """Store a computed page (None: nothing to store) and let go of our lock (None: we hold none)."""
+        if page is not None or token is not None:
+            self._call(self.backend.finish, key, page, ttl, token)
 
     def clear(self, domains: Iterable[str], marks: Iterable[str]) -> int | None:
         """Move every generation on, forget the marks (nothing cached is served again), delete the stored pages."""

@@ -1,0 +1,80 @@
+"""Process plumbing: gunicorn's worker class from settings (gevent patches, gthread does not), pools from settings."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from concurrent.futures import ThreadPoolExecutor
+
+import pytest
+import requests
+from redis import BlockingConnectionPool
+
+from config import TestingConfig
+from fantasize.extensions import db
+from fantasize.platform.cache import page_store
+from fantasize.platform.rate_limits import EXTENSION as LIMITER
+from tests.conftest import database_url
+from tests.factories import Factory
+from tests.live_server import ROOT, LiveServer
+
+
+def import_wsgi(prelude: str, check: str, tmp_path) -> subprocess.CompletedProcess:
+    """Import wsgi.py in a fresh interpreter after `prelude`, then run `check` (asserts) there."""
+    env = {**{k: v for k, v in os.environ.items() if k not in ("NODE_ENV", "REDIS_URL", "DATABASE_URL")},
+           "FLASK_ENV": "testing", "DATABASE_URL": f"sqlite:///{tmp_path / 'shop.db'}"}
+    code = f"{prelude}\nimport sys, wsgi, psycopg2.extensions as ext\n{check}\n"
+    return subprocess.run([sys.executable, "-c", code], cwd=ROOT, env=env, capture_output=True, text=True,
+                          timeout=60)
+
+
+def test_under_gevent_wsgi_makes_psycopg2_yield_to_other_greenlets(tmp_path):
+    # As gunicorn's gevent worker does: patch first, then import the app.
+    result = import_wsgi("from gevent import monkey; monkey.patch_all()",
+                         "assert ext.get_wait_callback() is not None", tmp_path)
+    assert result.returncode == 0, result.stderr
+
+
+def test_under_threads_wsgi_patches_nothing(tmp_path):
+    # As gunicorn's gthread worker does: import the app in a process nobody patched.
+    result = import_wsgi("import socket, threading",
+                         "from gevent import monkey\n"
+                         "assert not monkey.is_module_patched('socket') and not monkey.is_module_patched('threading')\n"
+                         "assert ext.get_wait_callback() is None", tmp_path)
+    assert result.returncode == 0, result.stderr
+
+
+@pytest.mark.parametrize("backend", ["postgresql"])
+def test_gunicorn_serves_with_gthread_workers(backend, make_app, tmp_root):
+    app = make_app()
+    with app.app_context():
+        product_id = Factory(app).product(name="Threaded Lamp").id
+    env = {"DATABASE_URL": database_url("postgresql", tmp_root), "REDIS_URL": TestingConfig.TEST_REDIS_URL,
+           "CACHE_KEY_PREFIX": f"test:workers:{os.getpid()}:", "GUNICORN_WORKER_CLASS": "gthread",
+           "GUNICORN_THREADS": "4"}
+    with LiveServer(env, workers=1, log_path=tmp_root / "gthread.log") as server, ThreadPoolExecutor(8) as pool:
+        answers = list(pool.map(lambda _: requests.get(f"{server.url}/api/v1/products/{product_id}", timeout=10),
+                                range(16)))
+
+    assert [a.status_code for a in answers] == [200] * 16
+    assert {a.json()["name"] for a in answers} == {"Threaded Lamp"}
+
+
+@pytest.mark.parametrize("backend", ["postgresql"])
+def test_pools_are_sized_from_settings(backend, make_app):
+    app = make_app(DB_POOL_SIZE=3, DB_MAX_OVERFLOW=2, REDIS_MAX_CONNECTIONS=7, REDIS_URL=TestingConfig.TEST_REDIS_URL)
+    with app.app_context():
+        assert (db.engine.pool.size(), db.engine.pool._max_overflow) == (3, 2)
+    for pool in (page_store(app).backend.client.connection_pool,
+                 app.extensions[LIMITER].storage.get_connection().connection_pool):
+        # Blocking: a request that finds every connection busy waits for one instead of failing.
+        assert isinstance(pool, BlockingConnectionPool) and pool.max_connections == 7
+
+
+@pytest.mark.parametrize("backend", ["sqlite"])
+def test_sqlite_keeps_its_own_pool(backend, make_app):
+    app = make_app(DB_POOL_SIZE=3)
+    with app.app_context():
+        assert db.engine.dialect.name == "sqlite"
+        assert "pool_size" not in app.config["SQLALCHEMY_ENGINE_OPTIONS"]
