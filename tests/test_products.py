@@ -642,7 +642,16 @@ def test_stock_changes_are_announced_with_the_previous_quantity(client, factory)
 # Query counts
 
 
-def test_listing_runs_the_same_number_of_statements_for_3_or_30_products(client, factory):
+def read_statements(make_app, factory, path: str) -> tuple[object, list[str]]:
+    """The response to `path` and the SQL it ran, from an instance without the page cache (whose own bookkeeping
+    is not the read's)."""
+    uncached = make_app(CACHE_ENABLED=False)
+    with uncached.app_context(), factory.statement_counter() as statements:
+        response = uncached.test_client().get(path)
+    return response, statements
+
+
+def test_listing_runs_one_statement_for_3_or_30_products(make_app, factory):
     materials = [factory.material(), factory.material()]
     customizations = [factory.customization(), factory.customization()]
     offer = factory.offer()
@@ -650,12 +659,20 @@ def test_listing_runs_the_same_number_of_statements_for_3_or_30_products(client,
         product = factory.product(materials=[(materials[0], 30), (materials[1], 70)], customizations=customizations,
                                   offer=offer)
         factory.attach_images(product, factory.upload(), factory.upload())
-    counts = {}
     for limit in (3, 30):
-        with factory.statement_counter() as statements:
-            response = client.get(f"/api/v2/products?limit={limit}")
+        response, statements = read_statements(make_app, factory, f"/api/v2/products?limit={limit}")
         assert len(response.json["data"]) == limit
         assert all(len(item["materials"]) == 2 and len(item["images"]) == 2 for item in response.json["data"])
-        counts[limit] = len(statements)
-    assert counts[3] == counts[30]
-    assert counts[30] <= 8
+        assert len(statements) == 1, statements  # the page, its total and its links in one statement
+
+
+def test_a_detail_is_one_statement_and_a_page_past_the_end_two(make_app, factory):
+    product = factory.product(materials=[(factory.material(), 100)], customizations=[factory.customization()])
+    factory.attach_images(product, factory.upload())
+    reads = {f"/api/v1/products/{product.id}": 1, f"/api/v2/products/{product.id}": 1,
+             "/api/v1/products?page=1": 1, "/api/v1/products?page=2": 2}
+    for path, expected in reads.items():
+        response, statements = read_statements(make_app, factory, path)
+        assert response.status_code == 200
+        assert len(statements) == expected, (path, statements)
+    assert response.headers["X-Total-Count"] == "1" and response.json == []

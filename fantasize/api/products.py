@@ -8,6 +8,7 @@ from fantasize.api.auth import current_user
 from fantasize.api.endpoint import endpoint
 from fantasize.api.render import Shape, render_for
 from fantasize.platform.cache.domains import PACKAGE_PAGE, PRODUCT_PAGE
+from fantasize.schemas import product_rows
 from fantasize.schemas.products import (
     PackageInSchema,
     PackageQuery,
@@ -23,7 +24,7 @@ from fantasize.schemas.products import (
     StaffProductV2Schema,
     StockInSchema,
 )
-from fantasize.services import products
+from fantasize.services import product_reads, products
 
 bp = Blueprint("products", __name__)
 
@@ -32,6 +33,8 @@ PACKAGE = Shape("Package", PackageSchema, PackageV2Schema)
 # Administrators' reads and writes: every linked offer and package item, whatever its state.
 STAFF_PRODUCT = Shape("Product", StaffProductSchema, StaffProductV2Schema)
 STAFF_PACKAGE = Shape("Package", StaffPackageSchema, StaffPackageV2Schema)
+# Reads come as Core records (no ORM objects) and render through product_rows, which gives what the shapes'
+# schemas give; writes answer with ORM objects through the schemas themselves.
 
 WRITE_ERRORS = (400, 401, 403, 404, 409, 415, 422)
 
@@ -42,7 +45,8 @@ WRITE_ERRORS = (400, 401, 403, 404, 409, 415, 422)
           errors=(400, 401, 403))
 def list_products(args):
     viewer = current_user()
-    return render_for(viewer, products.list_products(args, viewer), PRODUCT, STAFF_PRODUCT, many=True)
+    return render_for(viewer, product_reads.list_products(args, viewer), PRODUCT, STAFF_PRODUCT, many=True,
+                      dump=product_rows.dump)
 
 
 @bp.get("/products/<int:product_id>")
@@ -50,7 +54,8 @@ def list_products(args):
           tags=("products",), errors=(401, 404))
 def get_product(product_id):
     viewer = current_user()
-    return render_for(viewer, products.get_product(product_id, viewer), PRODUCT, STAFF_PRODUCT)
+    return render_for(viewer, product_reads.get_product(product_id, viewer), PRODUCT, STAFF_PRODUCT,
+                      dump=product_rows.dump)
 
 
 @bp.post("/products")
@@ -87,7 +92,8 @@ def change_product_stock(product_id, body):
           errors=(400, 401, 403))
 def list_packages(args):
     viewer = current_user()
-    return render_for(viewer, products.list_packages(args, viewer), PACKAGE, STAFF_PACKAGE, many=True)
+    return render_for(viewer, product_reads.list_packages(args, viewer), PACKAGE, STAFF_PACKAGE, many=True,
+                      dump=product_rows.dump)
 
 
 @bp.get("/packages/<int:package_id>")
@@ -95,7 +101,8 @@ def list_packages(args):
           tags=("packages",), errors=(401, 404))
 def get_package(package_id):
     viewer = current_user()
-    return render_for(viewer, products.get_package(package_id, viewer), PACKAGE, STAFF_PACKAGE)
+    return render_for(viewer, product_reads.get_package(package_id, viewer), PACKAGE, STAFF_PACKAGE,
+                      dump=product_rows.dump)
 
 
 @bp.post("/packages")

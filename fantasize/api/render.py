@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlencode
@@ -44,11 +45,24 @@ def _link_header(page: Page) -> str | None:
     return ", ".join(links) or None
 
 
-def render(result: Any, shape: Shape | None, *, many: bool = False, status: int = 200) -> Response:
+# A faster stand-in for `schema_class(many=...).dump(result)`, proven by tests to give the same data.
+Dump = Callable[[Any, type[Schema]], Any]
+
+
+def render(result: Any, shape: Shape | None, *, many: bool = False, status: int = 200,
+           dump: Dump | None = None) -> Response:
+    """The response for `result` (a Page, a list or one object) in `shape`, in the version the request resolved.
+    `dump`, when given, renders in place of the shape's schema (see fantasize.schemas.product_rows)."""
     version = g.get("api_version")
-    schema = shape.schema_for(version)(many=many or isinstance(result, Page)) if shape else None
-    if isinstance(result, Page):
-        data = schema.dump(result.items) if schema else list(result.items)
+    paged = isinstance(result, Page)
+    content = result.items if paged else result
+    if shape is None:
+        data = list(content) if paged else content
+    elif dump is not None:
+        data = dump(content, shape.schema_for(version))
+    else:
+        data = shape.schema_for(version)(many=many or paged).dump(content)
+    if paged:
         if version == "v2":
             pagination = {"page": result.page, "limit": result.limit, "total": result.total, "pages": result.pages}
             response = jsonify({"success": True, "data": data, "meta": _meta(pagination=pagination)})
@@ -59,7 +73,6 @@ def render(result: Any, shape: Shape | None, *, many: bool = False, status: int 
             if link:
                 response.headers["Link"] = link
     else:
-        data = schema.dump(result) if schema else result
         response = jsonify({"success": True, "data": data, "meta": _meta()} if version == "v2" else data)
     response.status_code = status
     return response
