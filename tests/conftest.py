@@ -141,3 +141,17 @@ def factory(app: Flask) -> Factory:
 @pytest.fixture
 def runner(app: Flask):
     return app.test_cli_runner()
+
+
+SWEEP_KEY = "sweep-key-0123456789"
+
+
+@pytest.fixture
+def sweep(make_app):
+    """For sweeps over the URL map: an app with an API key, its test client, and headers of an administrator that
+    also carry the key, so every route gets past authentication to the part a sweep tests."""
+    app = make_app(API_KEYS=SWEEP_KEY)
+    with app.app_context():
+        factory = Factory(app)
+        headers = {**factory.headers(factory.admin()), "X-API-Key": SWEEP_KEY}
+        yield app, app.test_client(), headers

@@ -18,11 +18,9 @@ from fantasize.api.endpoint import MAX_JSON_DEPTH
 from fantasize.extensions import db
 from fantasize.models import Address, ContactMessage, Upload, User
 from fantasize.schemas.base import CONTROL_CHARACTER_MESSAGE, SURROGATE_MESSAGE
-from tests.factories import Factory
 
 API = "/api/v1"
 NUL = "\x00"
-SWEEP_KEY = "contract-sweep-key-0123456789"
 REFUSED = [CONTROL_CHARACTER_MESSAGE]
 DEEP = 10_000
 
@@ -69,15 +67,6 @@ def poisoned_value(field: fields.Field) -> tuple[Any, Any]:
     if isinstance(field, (fields.Dict, fields.Raw)) and not isinstance(field, fields.String):
         return {"note": f"kept{NUL}", "list": ["ok", f"x{NUL}"]}, {"note": REFUSED, "list": {1: REFUSED}}
     return f"x{NUL}y", REFUSED
-
-
-@pytest.fixture
-def sweep(make_app):
-    app = make_app(API_KEYS=SWEEP_KEY)
-    with app.app_context():
-        factory = Factory(app)
-        headers = {**factory.headers(factory.admin()), "X-API-Key": SWEEP_KEY}
-        yield app, app.test_client(), headers
 
 
 # Text: one rule for every body field and query value

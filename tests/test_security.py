@@ -23,7 +23,6 @@ API = "/api/v1"
 SECURITY_HEADERS = ("Content-Security-Policy", "X-Content-Type-Options", "X-Frame-Options", "Referrer-Policy")
 PLAIN_TEXTS = ("O'Brien", "Select your size", "DROP earrings -- 50% off;", "A & B", "5 < 6", "I <3 it, 1<2 & 3>2",
                "Robert'); DROP TABLE products;--", "\" OR 1=1 --", "50% &amp; more")
-SWEEP_KEY = "sweep-key-0123456789"
 
 
 def policy(response) -> dict[str, str]:
@@ -241,15 +240,6 @@ def body_routes(app: Flask) -> list[tuple[str, str]]:
         for method in sorted(rule.methods & {"POST", "PUT", "PATCH"}):
             routes.append((method, re.sub(r"<[^>]+>", "1", rule.rule)))
     return routes
-
-
-@pytest.fixture
-def sweep(make_app):
-    app = make_app(API_KEYS=SWEEP_KEY)
-    with app.app_context():
-        factory = Factory(app)
-        headers = {**factory.headers(factory.admin()), "X-API-Key": SWEEP_KEY}
-        yield app, app.test_client(), headers
 
 
 def test_every_write_route_refuses_unknown_fields_and_bodies_that_are_not_json_objects(sweep):
