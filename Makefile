@@ -30,7 +30,13 @@ run: install
 	@echo ""
 	$(BIN)/python wsgi.py
 
-test: install
+# The Node side of the real-time tests (socket.io-client, playwright-core), exactly as the lockfile pins it.
+NODE_TESTS := tests/node
+$(NODE_TESTS)/node_modules/.installed: $(NODE_TESTS)/package.json $(NODE_TESTS)/package-lock.json
+	npm ci --prefix $(NODE_TESTS) --no-audit --no-fund --loglevel=error
+	touch $@
+
+test: install $(NODE_TESTS)/node_modules/.installed
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
 lint: install
@@ -50,4 +56,4 @@ bench:
 	bench/run $(BENCH_ARGS)
 
 clean:
-	rm -rf $(VENV) instance .pytest_cache
+	rm -rf $(VENV) instance .pytest_cache $(NODE_TESTS)/node_modules

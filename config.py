@@ -136,6 +136,10 @@ class Config:
     # file database keeps SQLAlchemy's default); requests beyond pool + overflow wait for a connection.
     DB_POOL_SIZE = _int("DB_POOL_SIZE", 10)
     DB_MAX_OVERFLOW = _int("DB_MAX_OVERFLOW", 10)
+    # How a pooled PostgreSQL connection is checked before each use: "socket" looks for the server's goodbye on its
+    # socket (no round trip; catches a terminated backend, a restart, an idle timeout), "ping" is SQLAlchemy's
+    # pool_pre_ping (a SELECT 1 round trip per checkout, which also waits out a silently dead network path).
+    DB_POOL_CHECK = _env("DB_POOL_CHECK", "socket")
     # Each Redis client (the page cache, the rate limiter) keeps at most this many connections; a request that
     # finds them all busy waits for one.
     REDIS_MAX_CONNECTIONS = _int("REDIS_MAX_CONNECTIONS", 50)
@@ -195,7 +199,16 @@ class Config:
 
     ENABLE_PERFORMANCE_MONITORING = _bool("ENABLE_PERFORMANCE_MONITORING", True)
     SLOW_REQUEST_THRESHOLD = _int("SLOW_REQUEST_THRESHOLD", 1000)
+    # Real time (fantasize.realtime). Events a socket may send per minute, counted per socket by the instance that
+    # holds it (a socket stays on one instance for its whole life).
     SOCKET_EVENTS_PER_MINUTE = _int("SOCKET_EVENTS_PER_MINUTE", 60)
+    # Where Socket.IO events travel between processes (another instance, a `flask` command): Redis when REDIS_URL is
+    # set, else in-process only.
+    SOCKETIO_MESSAGE_QUEUE = _env("SOCKETIO_MESSAGE_QUEUE") or redis_url()
+    # How often each instance re-checks its signed-in sockets (token expiry, sign-out elsewhere, deactivation, role
+    # change) and publishes its figures for GET /api/v1/admin/realtime/stats. A revocation made through the API
+    # ends the sockets at once; this bounds the rest.
+    SOCKET_SWEEP_SECONDS = _int("SOCKET_SWEEP_SECONDS", 5)
 
     # Where password-reset mail goes: "log" (development), "memory" (tests) or "smtp" (production's only choice).
     MAIL_BACKEND = _env("MAIL_BACKEND", "log")
@@ -240,6 +253,8 @@ class TestingConfig(Config):
     # The test suite's databases; conftest points SQLALCHEMY_DATABASE_URI at one of them per run.
     TEST_POSTGRES_URL = _env("TEST_DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/fantasize_test")
     TEST_REDIS_URL = _env("TEST_REDIS_URL", "redis://127.0.0.1:6379/15")
+    # Unit tests use Flask-SocketIO's test client, which cannot run with a message queue; live-server tests set it.
+    SOCKETIO_MESSAGE_QUEUE = _env("SOCKETIO_MESSAGE_QUEUE")
     # In CI a missing PostgreSQL or Redis fails the suite instead of skipping its tests.
     REQUIRE_SERVICES = _bool("CI", False) or _bool("FANTASIZE_REQUIRE_SERVICES", False)
 

@@ -23,6 +23,7 @@ def create_app(config: type | str | None = None, overrides: dict[str, Any] | Non
     register_api(app)
     register_rate_limits(app)
     register_subscribers(app)
+    register_realtime(app)
     register_commands(app)
     return app
 
@@ -88,6 +89,13 @@ def register_subscribers(app: Flask) -> None:
     from fantasize import subscribers
 
     subscribers.init_app(app)
+
+
+def register_realtime(app: Flask) -> None:
+    from fantasize import realtime
+
+    # Last of the layers around the app: Socket.IO's middleware answers /socket.io before Flask sees the request.
+    realtime.init_app(app)
 
 
 def register_commands(app: Flask) -> None:

@@ -59,6 +59,15 @@ class NotificationCreated:
     at: datetime = field(default_factory=utcnow)
 
 
+@dataclass(frozen=True)
+class TokensRevoked:
+    """Every token issued to the user so far stopped working (sign-out, password change or reset, deactivation,
+    role change): sessions that outlive a request (Socket.IO) must end theirs."""
+
+    user_id: int
+    at: datetime = field(default_factory=utcnow)
+
+
 _on_announce: dict[type, list[Callable[[Any], None]]] = defaultdict(list)
 _after_commit: dict[type, list[Callable[[Any], None]]] = defaultdict(list)
 
@@ -93,9 +102,11 @@ def announce(event: Any) -> None:
     session = db.session()
     if not session.in_transaction():
         session.begin()  # an event belongs to a transaction: its rollback must discard it
+    # Recorded first: what its inside subscribers announce in turn (the owner's notification of a status change)
+    # reaches after-commit subscribers after it, in the order things happened.
+    session.info.setdefault(PENDING_KEY, []).append(event)
     for subscriber in list(_on_announce[type(event)]):
         subscriber(event)
-    session.info.setdefault(PENDING_KEY, []).append(event)
 
 
 def _dispatch(session: Session) -> None:

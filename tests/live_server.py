@@ -23,12 +23,17 @@ def free_port() -> int:
 
 
 class LiveServer:
-    """`gunicorn -c gunicorn.conf.py wsgi:app` on a free loopback port, with the given environment.
+    """`gunicorn -c gunicorn.conf.py wsgi:app` on a free loopback port, with the given environment; or, with
+    `server="wsgi"`, `python wsgi.py` (what `make run` serves: gevent's WSGIServer in one process, `workers` unused).
 
     It signs tokens with this test process's secret, so a token minted here (tests.factories) works there.
     """
 
-    def __init__(self, env: dict[str, str], workers: int = 2, log_path: Path | None = None) -> None:
+    def __init__(self, env: dict[str, str], workers: int = 2, log_path: Path | None = None,
+                 server: str = "gunicorn") -> None:
+        if server not in ("gunicorn", "wsgi"):
+            raise ValueError(f"unknown server {server!r}: gunicorn or wsgi")
+        self.server = server
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.env = {
@@ -45,12 +50,12 @@ class LiveServer:
         self.process: subprocess.Popen | None = None
 
     def start(self, timeout: float = 30) -> LiveServer:
-        gunicorn = str(Path(sys.executable).with_name("gunicorn"))
+        if self.server == "wsgi":
+            command = [sys.executable, "wsgi.py"]
+        else:
+            command = [str(Path(sys.executable).with_name("gunicorn")), "-c", "gunicorn.conf.py", "wsgi:app"]
         log = open(self.log_path, "ab") if self.log_path else subprocess.DEVNULL  # noqa: SIM115
-        self.process = subprocess.Popen(
-            [gunicorn, "-c", "gunicorn.conf.py", "wsgi:app"],
-            cwd=ROOT, env=self.env, stdout=log, stderr=log,
-        )
+        self.process = subprocess.Popen(command, cwd=ROOT, env=self.env, stdout=log, stderr=log)
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.process.poll() is not None:

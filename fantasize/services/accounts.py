@@ -15,6 +15,7 @@ from sqlalchemy import or_, select
 from sqlalchemy.orm import selectinload
 
 from fantasize.errors import BadRequest, Conflict, Unauthorized, ValidationFailed
+from fantasize.events import TokensRevoked, announce
 from fantasize.extensions import db
 from fantasize.models import Upload, User
 from fantasize.models.base import utcnow
@@ -68,6 +69,7 @@ def _revoke_tokens(user: User) -> None:
     user.token_version = User.token_version + 1
     db.session.flush()
     forget_token_version(user.id)  # the rate limiter's cached version is stale now
+    announce(TokensRevoked(user.id))  # once committed, open sockets signed in with those tokens lose their session
 
 
 def _issue(user: User) -> AccessToken:

@@ -79,6 +79,14 @@ def issue_reset_token(user: User) -> str:
 
 def user_from_token(token: str, purpose: str = "access") -> User:
     """The active user a token speaks for, if the token is valid and not revoked (older `ver`)."""
+    return session_of(token, purpose)[0]
+
+
+def session_of(token: str, purpose: str = "access") -> tuple[User, int]:
+    """The active user a valid, unrevoked token speaks for, and when the token expires (epoch seconds).
+
+    A long-lived connection (a Socket.IO socket) keeps both, to end its session when the token would stop working.
+    """
     from fantasize.extensions import db
 
     claims = _decode(token, purpose)
@@ -87,7 +95,7 @@ def user_from_token(token: str, purpose: str = "access") -> User:
     _remember_version(user_id, user)
     if user is None or not user.is_active or claims["ver"] != user.token_version:
         raise Unauthorized("Token has been revoked", code="TOKEN_REVOKED")
-    return user
+    return user, int(claims["exp"])
 
 
 # Current token versions, per app and per process, for the rate limiter

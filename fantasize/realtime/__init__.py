@@ -1,0 +1,131 @@
+"""Real time (API.md "Real time"): Flask-SocketIO on the app, one server per app.
+
+- `handlers`: the client events (authenticate, track_*), with the per-socket event limit;
+- `outbox`: what reaches clients, emitted after the change commits (the events seam), never in the request's way;
+- `guard`: sessions that outlive their token end (expiry, sign-out, deactivation, role change);
+- `stats`: who is connected, per instance and in total;
+- `live`: GET /live, the reference browser client.
+
+Async mode: gevent where gevent serves (gunicorn's gevent worker, `python wsgi.py`), threads elsewhere (a `flask`
+command, a gthread worker, the unit tests). With SOCKETIO_MESSAGE_QUEUE (REDIS_URL by default) every emit also
+travels through Redis, so an event raised in any process reaches the clients of every instance.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import socket
+import sys
+import threading
+import time
+import uuid
+from typing import Any
+from urllib.parse import urlsplit
+
+import socketio as python_socketio
+from flask import Flask
+from flask_socketio import SocketIO
+
+from fantasize.realtime import guard, handlers, outbox
+from fantasize.realtime.sockets import Registry, SignedIn, Socket, order_room, user_room
+
+log = logging.getLogger("fantasize.realtime")
+EXTENSION = "fantasize.realtime"
+
+
+def under_gevent() -> bool:
+    """True when gevent has patched this process (its gunicorn worker, or `python wsgi.py`)."""
+    monkey = sys.modules.get("gevent.monkey")
+    return monkey is not None and monkey.is_module_patched("socket")
+
+
+class Realtime:
+    """The app's Socket.IO server, its sockets, and the background work that serves them."""
+
+    def __init__(self, app: Flask) -> None:
+        cfg = app.config
+        self.app = app
+        self.registry = Registry()
+        self.queue_url: str | None = cfg.get("SOCKETIO_MESSAGE_QUEUE") or None
+        self.prefix = f"{cfg['CACHE_KEY_PREFIX']}realtime:"
+        self.instance_id = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:6]}"
+        self.started_at = time.time()
+        self.sweep_seconds = max(1, cfg["SOCKET_SWEEP_SECONDS"])
+        self.async_mode = "gevent" if under_gevent() else "threading"
+        manager = None
+        if self.queue_url:
+            # Connect timeout only: the listener blocks on its subscription, so no read timeout.
+            manager = python_socketio.RedisManager(self.queue_url, channel=f"{cfg['CACHE_KEY_PREFIX']}socketio",
+                                                   redis_options={"socket_connect_timeout": 1})
+        self.socketio = SocketIO(
+            app,
+            async_mode=self.async_mode,
+            client_manager=manager,
+            cors_allowed_origins=self._origin_allowed,
+            manage_session=False,  # a socket's state lives in `registry`, not in a Flask session
+            max_http_buffer_size=64 * 1024,  # client events are ids and tokens
+            logger=False,
+            engineio_logger=False,
+        )
+        self.outbox = outbox.Outbox(self)
+        self._loop_lock = threading.Lock()
+        self._loop_started = False
+        handlers.register(self.socketio, lambda: cfg["SOCKET_EVENTS_PER_MINUTE"])
+
+    # Origins: the app's own (its /live page) and CORS_ORIGIN's
+
+    def _origin_allowed(self, origin: str | None, environ: dict[str, Any]) -> bool:
+        from fantasize.platform.security import cors_origins
+
+        if not origin:
+            return True  # not a browser: nothing for CORS to protect
+        own = {f"{environ.get('wsgi.url_scheme', 'http')}://{environ.get('HTTP_HOST', '')}"}
+        if self.app.config.get("PROXY_COUNT", 0) > 0 and environ.get("HTTP_X_FORWARDED_PROTO"):
+            scheme = environ["HTTP_X_FORWARDED_PROTO"].split(",")[-1].strip()
+            host = environ.get("HTTP_X_FORWARDED_HOST", environ.get("HTTP_HOST", "")).split(",")[-1].strip()
+            own.add(f"{scheme}://{host}")
+        public = urlsplit(self.app.config.get("PUBLIC_BASE_URL") or "")
+        if public.scheme and public.netloc:
+            own.add(f"{public.scheme}://{public.netloc}")
+        return origin in own or cors_origins(self.app).allows(origin)
+
+    # Sessions
+
+    def session_expired(self, signed_in: SignedIn) -> bool:
+        return signed_in.expires_at <= time.time()
+
+    def end_session(self, sock: Socket, message: str | None = None) -> None:
+        """The socket no longer speaks for its user: it leaves their room and every order room, and hears why."""
+        signed_in = sock.signed_in
+        if signed_in is None:
+            return
+        sock.signed_in = None
+        server = self.socketio.server
+        server.leave_room(sock.sid, user_room(signed_in.user_id), namespace="/")
+        for order_id in list(sock.orders):
+            server.leave_room(sock.sid, order_room(order_id), namespace="/")
+        sock.orders.clear()
+        if message:
+            self.socketio.emit("auth_error", {"message": message}, to=sock.sid, ignore_queue=True)
+
+    # Background work: one loop per process that holds sockets
+
+    def ensure_loop(self) -> None:
+        if self._loop_started:
+            return
+        with self._loop_lock:
+            if not self._loop_started:
+                self._loop_started = True
+                self.socketio.start_background_task(guard.run, self)
+
+
+def init_app(app: Flask) -> Realtime:
+    realtime = Realtime(app)
+    app.extensions[EXTENSION] = realtime
+    outbox.subscribe()
+    return realtime
+
+
+def realtime_of(app: Flask) -> Realtime:
+    return app.extensions[EXTENSION]

@@ -1,0 +1,128 @@
+"""Sessions that outlive their token end: a socket's authentication holds only while its token would still work.
+
+A socket signed in with a token keeps the token's expiry, the user's token version and role. Its session ends (it
+leaves its user's room and every order room, and gets `auth_error`) when:
+- the token expires (checked at the socket's next event, and by the sweep);
+- the user's tokens are revoked (sign-out, password change or reset, deactivation, role change). The process that
+  commits the revocation checks its own sockets at once and, with a message queue, publishes the user id on a
+  Redis channel that every instance's loop listens to, so theirs end at once too;
+- whatever slipped past both (a revocation made while Redis was down, by a process without the queue): every
+  SOCKET_SWEEP_SECONDS each instance re-reads the users of all its signed-in sockets in one query.
+The same loop publishes the instance's figures for `stats`.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import logging
+import time
+from collections.abc import Iterable
+from typing import TYPE_CHECKING
+
+from redis import Redis
+from redis.exceptions import RedisError
+from sqlalchemy import select
+
+from fantasize.extensions import db
+from fantasize.models import User
+from fantasize.realtime import stats
+
+if TYPE_CHECKING:
+    from fantasize.realtime import Realtime
+
+log = logging.getLogger("fantasize.realtime")
+EXPIRED = "Token has expired"
+REVOKED = "Token has been revoked"
+
+
+def check(realtime: Realtime, user_ids: Iterable[int] | None = None) -> int:
+    """End the sessions of this process's sockets whose token no longer works; how many ended. Needs an app context."""
+    wanted = None if user_ids is None else set(user_ids)
+    sockets = [sock for sock in realtime.registry.signed_in()
+               if wanted is None or sock.signed_in.user_id in wanted]
+    if not sockets:
+        return 0
+    now = time.time()
+    ended = 0
+    alive = []
+    for sock in sockets:
+        if sock.signed_in.expires_at <= now:
+            realtime.end_session(sock, EXPIRED)
+            ended += 1
+        else:
+            alive.append(sock)
+    ids = {sock.signed_in.user_id for sock in alive}
+    current = {}
+    if ids:
+        rows = db.session.execute(select(User.id, User.token_version, User.is_active, User.role)
+                                  .where(User.id.in_(ids)))
+        current = {row.id: row for row in rows}
+        db.session.rollback()  # end the read; nothing was written
+    for sock in alive:
+        signed_in = sock.signed_in
+        row = current.get(signed_in.user_id)
+        if signed_in is None:  # ended meanwhile (a greenlet switch during the query)
+            continue
+        if row is None or not row.is_active or row.token_version != signed_in.token_version \
+                or row.role != signed_in.role:
+            realtime.end_session(sock, REVOKED)
+            ended += 1
+    return ended
+
+
+def channel(realtime: Realtime) -> str:
+    return f"{realtime.prefix}revoked"
+
+
+def revoked(realtime: Realtime, user_id: int) -> None:
+    """A user's tokens were revoked (committed): end their sessions here, and tell the other instances."""
+    check(realtime, [user_id])
+    if realtime.queue_url:
+        try:
+            client = _client(realtime)
+            client.publish(channel(realtime), json.dumps({"userId": user_id}))
+        except RedisError:
+            log.warning("could not publish a revocation; other instances catch up within their sweep",
+                        extra={"userId": user_id})
+
+
+def _client(realtime: Realtime) -> Redis:
+    client = getattr(realtime, "_guard_client", None)
+    if client is None:
+        client = Redis.from_url(realtime.queue_url, socket_connect_timeout=1, socket_timeout=2)
+        realtime._guard_client = client
+    return client
+
+
+def run(realtime: Realtime) -> None:
+    """The loop of a process that holds sockets: revocations as they come, a sweep and the figures every interval."""
+    interval = realtime.sweep_seconds
+    pubsub = None
+    next_sweep = time.monotonic() + interval
+    while True:
+        try:
+            if realtime.queue_url and pubsub is None:
+                listener = Redis.from_url(realtime.queue_url, socket_connect_timeout=1)
+                pubsub = listener.pubsub(ignore_subscribe_messages=True)
+                pubsub.subscribe(channel(realtime))
+            wait = max(0.0, next_sweep - time.monotonic())
+            message = pubsub.get_message(timeout=wait) if pubsub is not None else realtime.socketio.sleep(wait)
+            if message and message.get("type") == "message":
+                user_id = json.loads(message["data"]).get("userId")
+                if isinstance(user_id, int):
+                    with realtime.app.app_context():
+                        check(realtime, [user_id])
+            if time.monotonic() >= next_sweep:
+                next_sweep = time.monotonic() + interval
+                with realtime.app.app_context():
+                    check(realtime)
+                stats.publish(realtime)
+        except Exception:  # Redis or the database away: keep serving, try again next interval
+            log.warning("real-time sweep failed; retrying", exc_info=True)
+            if pubsub is not None:
+                with contextlib.suppress(Exception):  # closing a broken connection
+                    pubsub.close()
+            pubsub = None
+            realtime.socketio.sleep(interval)
+            next_sweep = time.monotonic()

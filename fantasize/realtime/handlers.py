@@ -1,0 +1,181 @@
+"""The client events of API.md "Real time": authenticate, track_order/untrack_order, track_inventory/untrack_inventory.
+
+Every event answers with a reply event and, when the client asked for one, the same payload as its
+acknowledgement (an error as `{"error": {code, message}}`). Each socket may send SOCKET_EVENTS_PER_MINUTE events.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from collections.abc import Callable
+from typing import Any
+
+from flask import current_app, request
+from flask_socketio import SocketIO, emit, join_room, leave_room
+from sqlalchemy import select
+
+from fantasize.errors import Unauthorized
+from fantasize.extensions import db
+from fantasize.models import Order, Product
+from fantasize.realtime.sockets import SignedIn, Socket, inventory_room, order_room, user_room
+from fantasize.services import tokens
+
+log = logging.getLogger("fantasize.realtime")
+
+MAX_ID = 2**31 - 1
+_DIGITS = re.compile(r"[1-9][0-9]{0,9}")
+Reply = dict[str, Any]
+
+
+def refuse(event: str, code: str, message: str) -> Reply:
+    """Tell the caller its event was refused: an `error` event, and the same through its acknowledgement."""
+    emit("error", {"code": code, "message": message, "event": event})
+    return {"error": {"code": code, "message": message}}
+
+
+def reply(event: str, payload: Reply) -> Reply:
+    emit(event, payload)
+    return payload
+
+
+def _id_of(value: Any, key: str) -> int | None:
+    """An id given as a number, a string of digits or `{key: id}`; None when it is not one."""
+    if isinstance(value, dict) and set(value) == {key}:
+        value = value[key]
+    if isinstance(value, str) and _DIGITS.fullmatch(value):
+        value = int(value)
+    if isinstance(value, int) and not isinstance(value, bool) and 1 <= value <= MAX_ID:
+        return value
+    return None
+
+
+def _realtime():
+    return current_app.extensions["fantasize.realtime"]
+
+
+# Sessions
+
+
+def sign_in(socket: Socket, token: Any) -> Reply:
+    if not isinstance(token, str) or not token or len(token) > 4096:
+        return _auth_error(socket, "A token is required")
+    try:
+        user, expires_at = tokens.session_of(token)
+    except Unauthorized as exc:
+        return _auth_error(socket, exc.message)
+    if socket.signed_in is not None and socket.signed_in.user_id != user.id:
+        sign_out(socket)  # one socket speaks for one user at a time
+    socket.signed_in = SignedIn(user.id, user.role, user.token_version, expires_at)
+    join_room(user_room(user.id))
+    return reply("authenticated", {"userId": user.id, "role": user.role})
+
+
+def _auth_error(socket: Socket, message: str) -> Reply:
+    if socket.signed_in is not None:
+        sign_out(socket)
+    emit("auth_error", {"message": message})
+    return {"error": {"code": "UNAUTHENTICATED", "message": message}}
+
+
+def sign_out(socket: Socket) -> None:
+    """The socket no longer speaks for anyone: it leaves its user's room and every order it tracked."""
+    _realtime().end_session(socket)
+
+
+# Handlers
+
+
+def register(socketio: SocketIO, per_minute: Callable[[], int]) -> None:
+    def client_event(name: str) -> Callable[[Callable[..., Reply]], None]:
+        def decorate(handle: Callable[..., Reply]) -> None:
+            def handler(*args: Any) -> Reply | None:
+                socket = _realtime().registry.get(request.sid)
+                if socket is None:  # an event racing its socket's disconnect
+                    return None
+                if not socket.allow_event(per_minute()):
+                    return refuse(name, "RATE_LIMITED", f"More than {per_minute()} events in a minute")
+                if socket.signed_in is not None and _realtime().session_expired(socket.signed_in):
+                    _realtime().end_session(socket, "Token has expired")
+                return handle(socket, args[0] if args else None)
+
+            handler.__name__ = f"on_{name}"
+            socketio.on(name)(handler)
+
+        return decorate
+
+    @socketio.on("connect")
+    def on_connect(auth: Any = None) -> None:
+        _realtime().ensure_loop()
+        socket = _realtime().registry.add(request.sid)
+        token = auth.get("token") if isinstance(auth, dict) else None
+        if token is not None:
+            sign_in(socket, token)
+
+    @socketio.on("disconnect")
+    def on_disconnect(*_reason: Any) -> None:
+        _realtime().registry.remove(request.sid)  # the server itself drops a gone socket from its rooms
+
+    @client_event("authenticate")
+    def authenticate(socket: Socket, token: Any) -> Reply:
+        if isinstance(token, dict):
+            token = token.get("token")
+        return sign_in(socket, token)
+
+    @client_event("track_order")
+    def track_order(socket: Socket, value: Any) -> Reply:
+        order_id = _id_of(value, "orderId")
+        if socket.signed_in is None:
+            return refuse("track_order", "UNAUTHENTICATED", "Authenticate before tracking an order")
+        if order_id is None:
+            return refuse("track_order", "VALIDATION_ERROR", "orderId must be a positive integer")
+        row = db.session.execute(select(Order.user_id, Order.status).where(Order.id == order_id)).first()
+        if row is None:
+            return refuse("track_order", "NOT_FOUND", f"Order {order_id} not found")
+        if row.user_id != socket.signed_in.user_id and not socket.signed_in.is_admin:
+            return refuse("track_order", "FORBIDDEN", "You may only track your own orders")
+        join_room(order_room(order_id))
+        socket.orders.add(order_id)
+        return reply("tracking", {"orderId": order_id, "status": row.status})
+
+    @client_event("untrack_order")
+    def untrack_order(socket: Socket, value: Any) -> Reply:
+        order_id = _id_of(value, "orderId")
+        if order_id is None:
+            return refuse("untrack_order", "VALIDATION_ERROR", "orderId must be a positive integer")
+        if order_id in socket.orders:
+            leave_room(order_room(order_id))
+            socket.orders.discard(order_id)
+        return reply("untracked", {"orderId": order_id})
+
+    @client_event("track_inventory")
+    def track_inventory(socket: Socket, value: Any) -> Reply:
+        product_id = _id_of(value, "productId")
+        if product_id is None:
+            return refuse("track_inventory", "VALIDATION_ERROR", "productId must be a positive integer")
+        row = db.session.execute(
+            select(Product.quantity, Product.is_active).where(Product.id == product_id)).first()
+        admin = socket.signed_in is not None and socket.signed_in.is_admin
+        if row is None or not (row.is_active or admin):  # an inactive product does not exist for the public
+            return refuse("track_inventory", "NOT_FOUND", f"Product {product_id} not found")
+        join_room(inventory_room(product_id))
+        socket.products.add(product_id)
+        return reply("tracking", {"productId": product_id, "quantity": row.quantity})
+
+    @client_event("untrack_inventory")
+    def untrack_inventory(socket: Socket, value: Any) -> Reply:
+        product_id = _id_of(value, "productId")
+        if product_id is None:
+            return refuse("untrack_inventory", "VALIDATION_ERROR", "productId must be a positive integer")
+        if product_id in socket.products:
+            leave_room(inventory_room(product_id))
+            socket.products.discard(product_id)
+        return reply("untracked", {"productId": product_id})
+
+    @socketio.on_error_default
+    def on_error(exc: Exception) -> Reply:
+        log.exception("socket event failed", extra={"event": getattr(request, "event", {}).get("message")})
+        db.session.rollback()
+        return refuse(str(getattr(request, "event", {}).get("message", "")), "INTERNAL_ERROR",
+                      "Something went wrong")
+

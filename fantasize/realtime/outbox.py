@@ -1,0 +1,159 @@
+"""What reaches clients, and when: after the change commits, in the order it happened, never in the request's way.
+
+The domain's after-commit subscribers (fantasize.events) only queue a job here; one background worker per process
+(a greenlet under gevent, a daemon thread otherwise) emits it. So a slow or dead Redis never delays or fails the
+HTTP request that committed, and a rolled-back change (an order refused for stock) emits nothing, because its
+events never reach the after-commit subscribers at all.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable
+from datetime import UTC, datetime
+from functools import partial
+from typing import TYPE_CHECKING, Any
+
+from flask import current_app
+
+from fantasize import events
+from fantasize.realtime.sockets import inventory_room, order_room, user_room
+from fantasize.services.orders import details_for_customer
+
+if TYPE_CHECKING:
+    from fantasize.realtime import Realtime
+
+log = logging.getLogger("fantasize.realtime")
+# What an inventory tracker (anyone) may learn of why stock moved: never an order id or who moved it.
+PUBLIC_STOCK_DETAILS = ("reason", "change", "delta")
+
+
+def timestamp(at: datetime) -> str:
+    if at.tzinfo is None:
+        at = at.replace(tzinfo=UTC)
+    return at.astimezone(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+class Outbox:
+    def __init__(self, realtime: Realtime) -> None:
+        self.realtime = realtime
+        self._queue: Any = None
+        self._lock = threading.Lock()
+
+    def put(self, job: Callable[[], None]) -> None:
+        self._ensure().put(job)
+
+    def _ensure(self) -> Any:
+        if self._queue is None:
+            with self._lock:
+                if self._queue is None:
+                    socketio = self.realtime.socketio
+                    self._queue = socketio.server.eio.create_queue()  # gevent's queue, or the standard one
+                    socketio.start_background_task(self._work)
+        return self._queue
+
+    def _work(self) -> None:
+        while True:
+            job = self._queue.get()
+            try:
+                with self.realtime.app.app_context():
+                    job()
+            except Exception:  # an emit that fails is logged; the change it reports has committed regardless
+                log.exception("real-time emit failed")
+            finally:
+                self._queue.task_done()
+
+    def flush(self, timeout: float = 5.0) -> bool:
+        """Wait until every queued job ran (a `flask` command before it exits, tests); False on timeout."""
+        if self._queue is None:
+            return True
+        deadline = time.monotonic() + timeout
+        while self._queue.unfinished_tasks:
+            if time.monotonic() >= deadline:
+                return False
+            self.realtime.socketio.sleep(0.01)
+        return True
+
+
+# Payloads (API.md "Real time")
+
+
+def order_status_payload(event: events.OrderStatusChanged) -> dict[str, Any]:
+    # Whoever tracks an order (its owner, or an admin) hears what the owner may see of the details.
+    return {"orderId": event.order_id, "status": event.status, "previousStatus": event.previous_status,
+            "details": details_for_customer(event.details), "timestamp": timestamp(event.at)}
+
+
+def inventory_payload(event: events.StockChanged) -> dict[str, Any]:
+    shown = {key: event.details[key] for key in PUBLIC_STOCK_DETAILS if key in (event.details or {})}
+    return {"productId": event.item_id, "quantity": event.quantity, "previousQuantity": event.previous_quantity,
+            "details": shown or None, "timestamp": timestamp(event.at)}
+
+
+def notification_payload(event: events.NotificationCreated) -> dict[str, Any]:
+    return {"id": event.notification_id, "title": event.title, "message": event.message, "type": event.type,
+            "data": event.data, "timestamp": timestamp(event.at)}
+
+
+def announcement_payload(title: str, message: str, type: str, at: datetime) -> dict[str, Any]:
+    return {"title": title, "message": message, "type": type, "timestamp": timestamp(at)}
+
+
+# After-commit subscribers
+
+
+def _realtime() -> Realtime | None:
+    return current_app.extensions.get("fantasize.realtime")
+
+
+def _emit(realtime: Realtime, event: str, payload: dict[str, Any], to: str | list[str] | None = None) -> None:
+    realtime.socketio.emit(event, payload, to=to)
+
+
+def on_order_status(event: events.OrderStatusChanged) -> None:
+    realtime = _realtime()
+    if realtime is not None:
+        rooms = [order_room(event.order_id), user_room(event.user_id)]
+        realtime.outbox.put(partial(_emit, realtime, "order_status_update", order_status_payload(event), rooms))
+
+
+def on_stock(event: events.StockChanged) -> None:
+    realtime = _realtime()
+    if realtime is not None and event.item_type == "product":
+        realtime.outbox.put(partial(_emit, realtime, "inventory_update", inventory_payload(event),
+                                    inventory_room(event.item_id)))
+
+
+def on_notification(event: events.NotificationCreated) -> None:
+    realtime = _realtime()
+    if realtime is not None:
+        realtime.outbox.put(partial(_emit, realtime, "real_time_notification", notification_payload(event),
+                                    user_room(event.user_id)))
+
+
+def on_tokens_revoked(event: events.TokensRevoked) -> None:
+    from fantasize.realtime import guard
+
+    realtime = _realtime()
+    if realtime is not None:
+        realtime.outbox.put(partial(guard.revoked, realtime, event.user_id))
+
+
+def subscribe() -> None:
+    """Listen on the events seam, after commit only (idempotent)."""
+    events.after_commit(events.OrderStatusChanged)(on_order_status)
+    events.after_commit(events.StockChanged)(on_stock)
+    events.after_commit(events.NotificationCreated)(on_notification)
+    events.after_commit(events.TokensRevoked)(on_tokens_revoked)
+
+
+def announce(realtime: Realtime, title: str, message: str, type: str, *, wait: bool = False) -> dict[str, Any]:
+    """`system_announcement` to every client of every instance. `wait`: emit now (a `flask` command about to exit)."""
+    payload = announcement_payload(title, message, type, datetime.now(UTC))
+    if wait:
+        _emit(realtime, "system_announcement", payload)
+    else:
+        realtime.outbox.put(partial(_emit, realtime, "system_announcement", payload))
+    return payload

@@ -1,0 +1,120 @@
+"""Who is connected: this instance's figures, live, and every instance's through Redis.
+
+Each instance that holds sockets writes its figures to one Redis hash every SOCKET_SWEEP_SECONDS (field = instance
+id); an entry older than three intervals belongs to an instance that stopped, and is dropped. Without a message
+queue there is only this process.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import time
+from typing import TYPE_CHECKING, Any
+
+from redis import Redis
+from redis.exceptions import RedisError
+
+if TYPE_CHECKING:
+    from fantasize.realtime import Realtime
+
+log = logging.getLogger("fantasize.realtime")
+ROOM_KINDS = ("user", "order", "inventory")
+
+
+def _key(realtime: Realtime) -> str:
+    return f"{realtime.prefix}instances"
+
+
+def local(realtime: Realtime) -> dict[str, Any]:
+    """This instance's figures, with the ids of its signed-in users (for the total's distinct count)."""
+    sockets = realtime.registry.snapshot()
+    users = {sock.signed_in.user_id for sock in sockets if sock.signed_in is not None}
+    rooms = {
+        "user": {"rooms": len(users), "members": sum(1 for sock in sockets if sock.signed_in is not None)},
+        "order": {"rooms": len({o for sock in sockets for o in sock.orders}),
+                  "members": sum(len(sock.orders) for sock in sockets)},
+        "inventory": {"rooms": len({p for sock in sockets for p in sock.products}),
+                      "members": sum(len(sock.products) for sock in sockets)},
+    }
+    return {
+        "instance": realtime.instance_id,
+        "pid": os.getpid(),
+        "asyncMode": realtime.async_mode,
+        "connectedClients": len(sockets),
+        "authenticatedClients": rooms["user"]["members"],
+        "authenticatedUsers": len(users),
+        "rooms": rooms,
+        "updatedAt": time.time(),
+        "userIds": sorted(users),
+    }
+
+
+def _client(realtime: Realtime) -> Redis:
+    client = getattr(realtime, "_stats_client", None)
+    if client is None:
+        client = Redis.from_url(realtime.queue_url, socket_connect_timeout=0.5, socket_timeout=0.5)
+        realtime._stats_client = client
+    return client
+
+
+def publish(realtime: Realtime) -> None:
+    if not realtime.queue_url:
+        return
+    key = _key(realtime)
+    try:
+        pipe = _client(realtime).pipeline(transaction=False)
+        pipe.hset(key, realtime.instance_id, json.dumps(local(realtime)))
+        pipe.pexpire(key, realtime.sweep_seconds * 3000)
+        pipe.execute()
+    except RedisError:
+        log.warning("could not publish real-time figures", exc_info=True)
+
+
+def _public(figures: dict[str, Any]) -> dict[str, Any]:
+    shown = {key: value for key, value in figures.items() if key != "userIds"}
+    shown["updatedAt"] = _iso(figures["updatedAt"])
+    return shown
+
+
+def _iso(epoch: float) -> str:
+    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(epoch)) + f".{int(epoch % 1 * 1000):03d}Z"
+
+
+def collect(realtime: Realtime) -> dict[str, Any]:
+    """GET /api/v1/admin/realtime/stats: this instance, every live instance, and the total."""
+    here = local(realtime)
+    instances = {realtime.instance_id: here}
+    shared = realtime.queue_url is not None
+    reachable = True
+    if shared:
+        try:
+            stale_before = time.time() - realtime.sweep_seconds * 3
+            for field, raw in _client(realtime).hgetall(_key(realtime)).items():
+                instance = field.decode()
+                figures = json.loads(raw)
+                if instance == realtime.instance_id:
+                    continue
+                if figures.get("updatedAt", 0) < stale_before:
+                    _client(realtime).hdel(_key(realtime), instance)
+                    continue
+                instances[instance] = figures
+        except (RedisError, ValueError):
+            reachable = False
+            log.warning("could not read other instances' real-time figures", exc_info=True)
+    every = list(instances.values())
+    total = {
+        "instances": len(every),
+        "connectedClients": sum(f["connectedClients"] for f in every),
+        "authenticatedClients": sum(f["authenticatedClients"] for f in every),
+        "authenticatedUsers": len({user for f in every for user in f["userIds"]}),
+        "rooms": {kind: {"members": sum(f["rooms"][kind]["members"] for f in every)} for kind in ROOM_KINDS},
+    }
+    return {
+        "messageQueue": "redis" if shared else None,
+        "complete": not shared or reachable,
+        "instance": _public(here),
+        "instances": [_public(f) for f in sorted(every, key=lambda f: f["instance"])],
+        "total": total,
+    }
