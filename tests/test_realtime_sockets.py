@@ -1,0 +1,140 @@
+"""Socket handlers and the outbox, in process (Flask-SocketIO's test client, no message queue), on SQLite and
+PostgreSQL. Fan-out through Redis, across instances and with real clients is tests/test_realtime.py's."""
+
+from __future__ import annotations
+
+import logging
+import time
+
+import jwt
+import pytest
+
+from fantasize.realtime import realtime_of
+from fantasize.services.tokens import ALGORITHM
+
+
+@pytest.fixture
+def rt(app):
+    return realtime_of(app)
+
+
+def connect(app, token: str | None = None):
+    return app.extensions["socketio"].test_client(app, auth={"token": token} if token else None)
+
+
+def received(app, sock, name: str | None = None) -> list:
+    realtime_of(app).outbox.flush()
+    events = sock.get_received()
+    return [event["args"][0] for event in events if name is None or event["name"] == name]
+
+
+def test_ids_are_checked_and_every_event_answers_through_its_ack(app, factory):
+    user = factory.user()
+    sock = connect(app, factory.token(user))
+    for bad in (0, -1, True, 1.5, "01", "x", None, 2**31, {"orderId": "a"}, [1], {"orderId": 1, "x": 2}):
+        assert sock.emit("track_order", bad, callback=True)["error"]["code"] == "VALIDATION_ERROR", bad
+    order = factory.order_of(user, factory.product())
+    for good in (order.id, str(order.id), {"orderId": order.id}):
+        assert sock.emit("track_order", good, callback=True) == {"orderId": order.id, "status": "pending"}
+    assert sock.emit("untrack_order", order.id, callback=True) == {"orderId": order.id}
+
+
+def test_the_public_cannot_track_what_it_cannot_see(app, factory):
+    hidden = factory.product(is_active=False)
+    shown = factory.product(quantity=7)
+    anonymous = connect(app)
+    assert anonymous.emit("track_inventory", hidden.id, callback=True)["error"]["code"] == "NOT_FOUND"
+    assert anonymous.emit("track_inventory", shown.id, callback=True) == {"productId": shown.id, "quantity": 7}
+    admin = connect(app, factory.token(factory.admin()))
+    assert admin.emit("track_inventory", hidden.id, callback=True)["productId"] == hidden.id
+
+
+def test_a_socket_may_send_so_many_events_a_minute(make_app, factory):
+    app = make_app(SOCKET_EVENTS_PER_MINUTE=3)
+    with app.app_context():
+        product = factory.product()
+        sock = connect(app)
+        answers = [sock.emit("track_inventory", product.id, callback=True) for _ in range(4)]
+    assert [a.get("productId") for a in answers[:3]] == [product.id] * 3
+    assert answers[3]["error"]["code"] == "RATE_LIMITED"
+    assert received(app, sock, "error")[-1]["code"] == "RATE_LIMITED"
+
+
+def test_an_expired_token_ends_the_session_at_the_next_event(app, factory):
+    user = factory.user()
+    order = factory.order_of(user, factory.product())
+    now = int(time.time())
+    token = jwt.encode({"sub": str(user.id), "ver": user.token_version, "iat": now, "exp": now + 2},
+                       app.config["JWT_SECRET"], algorithm=ALGORITHM)
+    sock = connect(app, token)
+    assert sock.emit("track_order", order.id, callback=True)["orderId"] == order.id
+    time.sleep(2.1)
+    assert sock.emit("track_order", order.id, callback=True)["error"]["code"] == "UNAUTHENTICATED"
+    assert received(app, sock, "auth_error") == [{"message": "Token has expired"}]
+
+
+def test_signing_in_as_someone_else_leaves_the_first_users_rooms(app, factory, client):
+    first, second, admin = factory.user(), factory.user(), factory.admin()
+    order = factory.order_of(first, factory.product())
+    sock = connect(app, factory.token(first))
+    sock.emit("track_order", order.id, callback=True)
+    assert sock.emit("authenticate", factory.token(second), callback=True)["userId"] == second.id
+    received(app, sock)
+    client.patch(f"/api/v1/orders/{order.id}/status", json={"status": "confirmed"}, headers=factory.headers(admin))
+    assert received(app, sock) == []
+
+
+def test_status_update_then_notification_in_order_with_the_customers_details_only(app, factory, client):
+    user, admin = factory.user(), factory.admin()
+    order = factory.order_of(user, factory.product())
+    sock = connect(app, factory.token(user))
+    sock.emit("track_order", order.id)
+    received(app, sock)
+    answer = client.patch(f"/api/v1/orders/{order.id}/status", headers=factory.headers(admin),
+                          json={"status": "confirmed", "details": {"trackingNumber": "TN-1", "note": "fragile"}})
+    assert answer.status_code == 200
+    realtime_of(app).outbox.flush()
+    events = sock.get_received()
+    # One copy although the socket is in both the order's room and its owner's.
+    assert [event["name"] for event in events] == ["order_status_update", "real_time_notification"]
+    update = events[0]["args"][0]
+    assert update["details"] == {"trackingNumber": "TN-1"}
+    assert update["previousStatus"] == "pending" and update["status"] == "confirmed"
+    assert update["timestamp"].endswith("Z")
+
+
+def test_inventory_updates_carry_no_order_id(app, factory, client):
+    user = factory.user()
+    product = factory.product(quantity=5)
+    sock = connect(app)
+    sock.emit("track_inventory", product.id)
+    received(app, sock)
+    answer = client.post("/api/v1/orders", headers=factory.headers(user),
+                         json={"items": [{"productId": product.id, "quantity": 2}]})
+    assert answer.status_code == 201, answer.json
+    [update] = received(app, sock, "inventory_update")
+    assert update["productId"] == product.id
+    assert (update["quantity"], update["previousQuantity"]) == (3, 5)
+    assert update["details"] == {"reason": "order_placed"}
+
+
+def test_an_emit_that_fails_never_fails_the_request(app, factory, client, rt, monkeypatch, caplog):
+    product = factory.product(quantity=5)
+
+    def broken(*_args, **_kwargs):
+        raise ConnectionError("Redis is away")
+
+    monkeypatch.setattr(rt.socketio, "emit", broken)
+    with caplog.at_level(logging.ERROR, logger="fantasize.realtime"):
+        answer = client.patch(f"/api/v1/products/{product.id}/stock", json={"quantity": 9},
+                              headers=factory.headers(factory.admin()))
+        assert rt.outbox.flush()
+    assert answer.status_code == 200 and answer.json["quantity"] == 9
+    assert "real-time emit failed" in caplog.text
+
+
+def test_a_disconnected_socket_is_forgotten(app, factory, rt):
+    sock = connect(app, factory.token(factory.user()))
+    assert len(rt.registry) == 1
+    sock.disconnect()
+    assert len(rt.registry) == 0
