@@ -27,7 +27,7 @@ import socketio as python_socketio
 from flask import Flask
 from flask_socketio import SocketIO
 
-from fantasize.realtime import guard, handlers, outbox
+from fantasize.realtime import guard, handlers, live, outbox
 from fantasize.realtime.sockets import Registry, SignedIn, Socket, order_room, user_room
 
 log = logging.getLogger("fantasize.realtime")
@@ -124,6 +124,7 @@ def init_app(app: Flask) -> Realtime:
     realtime = Realtime(app)
     app.extensions[EXTENSION] = realtime
     outbox.subscribe()
+    live.init_app(app)
     return realtime
 
 

@@ -1,0 +1,348 @@
+"""/live, the reference browser client, in a real browser: Debian's headless Chromium, driven by playwright-core
+(pinned in tests/node, no browser download) through tests/node/live_browser.js, against a gunicorn server (one
+gevent worker) on PostgreSQL with the Redis message queue.
+
+The driver answers one JSON command per line (see its header); these tests send the commands, act on the server
+over HTTP in between (an admin moves the order, announces, the user signs out) and assert what the page shows, and
+that the page logged nothing to the console and broke nothing of its Content-Security-Policy.
+
+Chromium, Node or tests/node's packages missing: skipped locally, a failure in CI (FANTASIZE_REQUIRE_SERVICES).
+With FANTASIZE_UPDATE_SCREENSHOT=1 the first test also writes the README's screenshot, docs/live.png.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import queue
+import shutil
+import subprocess
+import threading
+from collections.abc import Iterator
+from html.parser import HTMLParser
+from pathlib import Path
+from typing import Any
+from uuid import uuid4
+
+import pytest
+import requests
+from flask import Flask
+
+from config import TestingConfig
+from fantasize import create_app
+from fantasize.platform.security import LIVE_POLICY
+from tests.conftest import database_url
+from tests.factories import PASSWORD
+from tests.live_server import ROOT, LiveServer
+from tests.support import delete_prefix, shared_redis, skip_or_fail
+
+NODE_TESTS = ROOT / "tests" / "node"
+DRIVER = NODE_TESTS / "live_browser.js"
+STATIC = ROOT / "fantasize" / "realtime" / "static"
+VENDORED = STATIC / "vendor" / "socket.io"
+PACKAGE = NODE_TESTS / "node_modules" / "socket.io-client"
+README_SCREENSHOT = ROOT / "docs" / "live.png"
+CHROMIUM = "/usr/bin/chromium"
+
+on_postgresql = pytest.mark.parametrize("backend", ["postgresql"])
+
+
+def policy_header(policy: dict[str, str]) -> str:
+    return "; ".join(f"{name} {value}".strip() for name, value in policy.items())
+
+
+# The page and its assets, without a browser
+
+
+@pytest.fixture(scope="module")
+def page_client(tmp_path_factory):
+    """An app on an unused SQLite file: /live and its assets read no database."""
+    folder = tmp_path_factory.mktemp("live-page")
+    app = create_app(TestingConfig, {"SQLALCHEMY_DATABASE_URI": f"sqlite:///{folder / 'unused.db'}"})
+    return app.test_client()
+
+
+class PageParts(HTMLParser):
+    """Every tag with its attributes, and the text inside <script> and <style> elements."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.tags: list[tuple[str, dict[str, str | None]]] = []
+        self.inline: list[str] = []
+        self._inside: str | None = None
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        self.tags.append((tag, dict(attrs)))
+        self._inside = tag if tag in ("script", "style") else None
+
+    def handle_endtag(self, tag: str) -> None:
+        self._inside = None
+
+    def handle_data(self, data: str) -> None:
+        if self._inside and data.strip():
+            self.inline.append(f"<{self._inside}>{data.strip()[:60]}")
+
+
+def test_the_page_loads_only_its_own_files_and_nothing_inline(page_client):
+    response = page_client.get("/live")
+    assert response.status_code == 200 and response.mimetype == "text/html"
+    policy = response.headers["Content-Security-Policy"]
+    assert policy == policy_header(LIVE_POLICY) and "unsafe" not in policy
+    parts = PageParts()
+    parts.feed(response.get_data(as_text=True))
+    assert parts.inline == []
+    assert not [tag for tag, _ in parts.tags if tag == "style"]
+    assert not [(tag, name) for tag, attrs in parts.tags for name in attrs if name == "style" or name.startswith("on")]
+    scripts = [attrs.get("src") for tag, attrs in parts.tags if tag == "script"]
+    assert scripts == ["/live/static/vendor/socket.io/socket.io.min.js", "/live/static/live.js"]
+    linked = [attrs["href"] for tag, attrs in parts.tags if tag == "link"]
+    assert linked == ["/live/static/favicon.svg", "/live/static/live.css"]
+    types = {".js": "text/javascript", ".css": "text/css", ".svg": "image/svg+xml"}
+    for url in scripts + linked:
+        asset = page_client.get(url)
+        assert asset.status_code == 200 and asset.mimetype == types[Path(url).suffix], url
+        asset.close()
+
+
+def test_the_page_script_only_sets_text():
+    source = (STATIC / "live.js").read_text()
+    for risky in ("innerHTML", "outerHTML", "insertAdjacentHTML", "document.write", "eval(", "new Function",
+                  ".style.", "setAttribute(\"style"):
+        assert risky not in source, risky
+
+
+def test_the_shipped_socket_io_client_is_the_pinned_npm_package():
+    pinned = json.loads((NODE_TESTS / "package.json").read_text())["dependencies"]["socket.io-client"]
+    shipped = (VENDORED / "socket.io.min.js").read_bytes()
+    note = (VENDORED / "README.md").read_text()
+    assert f"version **{pinned}**" in note
+    assert hashlib.sha256(shipped).hexdigest() in note
+    assert shipped.startswith(f"/*!\n * Socket.IO v{pinned}\n".encode())
+    if not (PACKAGE / "package.json").is_file():
+        skip_or_fail("socket.io-client is not installed: run `make tests/node/node_modules/.installed`")
+    assert json.loads((PACKAGE / "package.json").read_text())["version"] == pinned
+    assert shipped == (PACKAGE / "dist" / "socket.io.min.js").read_bytes()
+    assert (VENDORED / "LICENSE").read_bytes() == (PACKAGE / "LICENSE").read_bytes()
+
+
+# The browser
+
+
+class Driver:
+    """tests/node/live_browser.js: one command per line in, one answer per line out."""
+
+    def __init__(self, node: str, log_path: Path) -> None:
+        self.log = open(log_path, "ab")  # noqa: SIM115  (closed by close())
+        self.process = subprocess.Popen(
+            [node, str(DRIVER)], cwd=NODE_TESTS, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=self.log,
+            text=True, env={**os.environ, "CHROMIUM": CHROMIUM},
+        )
+        self.answers: queue.Queue[str | None] = queue.Queue()
+        threading.Thread(target=self._read, daemon=True).start()
+        self.sent = 0
+        ready = self._next(timeout=60)
+        if not ready.get("ready"):
+            self.close()
+            pytest.fail(f"the browser did not start: {ready.get('error')}")
+
+    def _read(self) -> None:
+        for line in self.process.stdout:
+            self.answers.put(line)
+        self.answers.put(None)
+
+    def _next(self, timeout: float) -> dict[str, Any]:
+        try:
+            line = self.answers.get(timeout=timeout)
+        except queue.Empty:
+            pytest.fail(f"the browser driver said nothing for {timeout} s")
+        if line is None:
+            pytest.fail(f"the browser driver exited with {self.process.wait()}")
+        return json.loads(line)
+
+    def send(self, cmd: str, *, check: bool = True, timeout: float = 60, **fields: Any) -> dict[str, Any]:
+        self.sent += 1
+        self.process.stdin.write(json.dumps({"id": self.sent, "cmd": cmd, **fields}) + "\n")
+        self.process.stdin.flush()
+        answer = self._next(timeout)
+        assert answer.get("id") == self.sent, answer
+        if check:
+            assert answer["ok"], f"{cmd}: {answer.get('error')}"
+        return answer
+
+    def close(self) -> None:
+        if self.process.poll() is None:
+            try:
+                self.send("close", check=False, timeout=20)
+                self.process.wait(timeout=20)
+            except (OSError, subprocess.TimeoutExpired, pytest.fail.Exception):
+                self.process.kill()
+                self.process.wait()
+        self.log.close()
+
+
+@pytest.fixture(scope="module")
+def node() -> str:
+    path = shutil.which("node")
+    if path is None:
+        skip_or_fail("Node.js is not installed (Debian: apt-get install nodejs)")
+    if not (NODE_TESTS / "node_modules" / "playwright-core" / "package.json").is_file():
+        skip_or_fail("playwright-core is not installed: run `make tests/node/node_modules/.installed`")
+    if not os.access(CHROMIUM, os.X_OK):
+        skip_or_fail(f"Chromium is not installed at {CHROMIUM} (Debian: apt-get install chromium)")
+    return path
+
+
+@pytest.fixture(scope="module")
+def redis_settings() -> Iterator[dict[str, str]]:
+    redis = shared_redis(TestingConfig.TEST_REDIS_URL)
+    prefix = f"test:{uuid4().hex}:"
+    yield {"REDIS_URL": TestingConfig.TEST_REDIS_URL, "CACHE_KEY_PREFIX": prefix}
+    delete_prefix(redis, prefix)
+
+
+@pytest.fixture(scope="module")
+def live(node, tmp_root, redis_settings) -> Iterator[LiveServer]:
+    """gunicorn with one gevent worker (long-polling needs every request of a socket on one process), the Redis
+    message queue set explicitly (testing leaves it off)."""
+    env = {"DATABASE_URL": database_url("postgresql", tmp_root),
+           "SOCKETIO_MESSAGE_QUEUE": TestingConfig.TEST_REDIS_URL, **redis_settings}
+    with LiveServer(env, workers=1, log_path=tmp_root / "live-browser-server.log") as server:
+        yield server
+
+
+@pytest.fixture(scope="module")
+def browser(node, live, tmp_root) -> Iterator[Driver]:
+    driver = Driver(node, tmp_root / "live-browser-driver.log")
+    yield driver
+    driver.close()
+
+
+@pytest.fixture
+def app(make_app, redis_settings) -> Iterator[Flask]:
+    """The tests' own app writes to the server's database (emptied after each test) and shares its cache prefix."""
+    application = make_app(**redis_settings)
+    with application.app_context():
+        yield application
+
+
+def api(server: LiveServer, method: str, path: str, token: str, **options: Any) -> requests.Response:
+    return requests.request(method, f"{server.url}/api/v1{path}", headers={"Authorization": f"Bearer {token}"},
+                            timeout=10, **options)
+
+
+def assert_clean(report: dict[str, Any]) -> None:
+    """Nothing in the console, no uncaught error, no refused or failed request, no policy violation."""
+    assert report["violations"] == []
+    assert report["console"] == []
+    assert report["pageErrors"] == []
+    assert report["failedRequests"] == []
+    assert report["errorResponses"] == []
+
+
+@on_postgresql
+def test_a_customer_signs_in_and_sees_their_order_move_live(live, browser, factory, tmp_path):
+    customer = factory.user(email="ada@example.com", username="ada")
+    lamp = factory.product(name="Moon lamp", quantity=20)
+    older = factory.order_of(customer, lamp, status="delivered")
+    order = factory.order_of(customer, lamp)
+    factory.order_of(factory.user(), lamp)  # someone else's: not offered
+    admin_token = factory.token(factory.admin())
+
+    opened = browser.send("open", url=f"{live.url}/live")
+    assert opened["status"] == 200 and opened["title"] == "Fantasize live"
+    assert opened["csp"] == policy_header(LIVE_POLICY)
+    signed_in = browser.send("signIn", email=customer.email, password=PASSWORD)
+    assert (signed_in["session"], signed_in["who"], signed_in["alert"]) == ("signed-in", "ada@example.com", None)
+    offered = browser.send("waitText", selector="#order-select", text=f"#{older.id} · delivered", contains=True)["text"]
+    assert f"#{order.id} · pending" in offered
+    assert offered.count("#") == 2
+    tracked = browser.send("track", orderId=order.id)
+    assert (tracked["status"], tracked["alert"]) == ("pending", None)
+    browser.send("waitText", selector="#connection", text="Connected · websocket")  # upgraded from long-polling
+
+    moved = api(live, "PATCH", f"/orders/{order.id}/status", admin_token,
+                json={"status": "confirmed", "details": {"estimatedDelivery": "2026-12-09", "note": "staff only"}})
+    assert moved.status_code == 200, moved.text
+
+    browser.send("waitText", selector="#order-status", text="confirmed")
+    browser.send("waitText", selector="#order-change", text="Changed from pending", contains=True)
+    details = browser.send("waitText", selector="#order-details", text="2026-12-09", contains=True)["text"]
+    assert "staff only" not in details  # internal details never reach a customer
+    browser.send("waitText", selector="#order-select", text=f"#{order.id} · confirmed", contains=True)
+    browser.send("waitText", selector="#notifications", text=f"Order #{order.id}", contains=True)
+    announced = api(live, "POST", "/admin/announcements", admin_token,
+                    json={"title": "Maintenance tonight", "message": "Checkout pauses 02:00-02:15 UTC.",
+                          "type": "maintenance"})
+    assert announced.status_code < 300, announced.text
+    browser.send("waitText", selector="#announcements", text="Maintenance tonight", contains=True)
+    browser.send("waitText", selector="#log", text="order_status_update", contains=True)
+
+    browser.send("screenshot", path=str(tmp_path / "live.png"))
+    assert (tmp_path / "live.png").stat().st_size > 10_000
+    if os.environ.get("FANTASIZE_UPDATE_SCREENSHOT") == "1":
+        README_SCREENSHOT.parent.mkdir(exist_ok=True)
+        shutil.copyfile(tmp_path / "live.png", README_SCREENSHOT)
+    assert_clean(browser.send("report"))
+
+
+@on_postgresql
+def test_a_phone_on_long_polling_with_a_pasted_token(live, browser, factory, tmp_path):
+    customer = factory.user()
+    order = factory.order_of(customer, factory.product(), status="processing")
+    admin_token = factory.token(factory.admin())
+
+    opened = browser.send("open", url=f"{live.url}/live?transport=polling", width=390, height=844)
+    assert opened["connection"] == "Connected · polling"
+    signed_in = browser.send("useToken", token=factory.token(customer))
+    assert (signed_in["session"], signed_in["who"], signed_in["alert"]) == ("signed-in", customer.email, None)
+    assert browser.send("track", orderId=order.id)["status"] == "processing"
+
+    moved = api(live, "PATCH", f"/orders/{order.id}/status", admin_token,
+                json={"status": "shipped", "details": {"trackingNumber": "1Z-LIVE-42"}})
+    assert moved.status_code == 200, moved.text
+    browser.send("waitText", selector="#order-status", text="shipped")
+    browser.send("waitText", selector="#order-details", text="1Z-LIVE-42", contains=True)
+
+    layout = browser.send("layout")
+    assert layout["scrollWidth"] <= layout["clientWidth"], layout  # no sideways scrolling at 390 px
+    assert browser.send("read", selectors=["#connection"])["texts"]["#connection"] == "Connected · polling"
+    browser.send("screenshot", path=str(tmp_path / "live-phone.png"))
+    assert_clean(browser.send("report"))
+
+
+@on_postgresql
+def test_refusals_and_a_session_the_server_ends_are_shown(live, browser, factory):
+    customer = factory.user()
+    order = factory.order_of(customer, factory.product())
+    browser.send("open", url=f"{live.url}/live")
+
+    refused = browser.send("signIn", email=customer.email, password="not the password")
+    assert refused["session"] == "signed-out" and refused["alert"].startswith("Sign-in failed: INVALID_CREDENTIALS")
+    forged = browser.send("useToken", token="not.a.token")
+    assert forged["session"] == "signed-out" and forged["alert"].startswith("Token refused: UNAUTHENTICATED")
+
+    browser.send("signIn", email=customer.email, password=PASSWORD)
+    assert browser.send("track", orderId=order.id)["status"] == "pending"
+    assert api(live, "POST", "/auth/logout", factory.token(customer)).status_code == 204
+
+    browser.send("waitText", selector="#alert-text", text="Signed out by the server: Token has been revoked")
+    texts = browser.send("read", selectors=["#orders-card", "#tracked", "#email"])["texts"]
+    assert texts["#orders-card"] is None and texts["#tracked"] is None  # hidden: nothing tracked any more
+    assert texts["#email"] == ""  # the sign-in form is back
+    browser.send("waitText", selector="#log", text="auth_error", contains=True)
+
+    report = browser.send("report")
+    assert report["violations"] == [] and report["pageErrors"] == [] and report["failedRequests"] == []
+    # The one wrong password is a 401, which Chromium logs as a failed resource; nothing else reaches the console.
+    assert report["errorResponses"] == [{"url": f"{live.url}/api/v1/auth/login", "status": 401}]
+    assert [m["type"] for m in report["console"]] == ["error"]
+    assert "status of 401" in report["console"][0]["text"]
+
+
+def test_the_browser_reports_what_the_policy_refuses(live, browser):
+    # The clean reports above mean something only if a violation would show: break the policy on purpose.
+    browser.send("open", url=f"{live.url}/live")
+    probe = browser.send("probeCsp")
+    assert probe["inlineScriptRan"] is False
+    assert {v["directive"] for v in probe["violations"]} == {"script-src-elem", "style-src-attr"}
