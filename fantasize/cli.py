@@ -1,17 +1,23 @@
-"""Command-line interface: `flask seed` (the demo shop), `flask create-admin` and `flask cache warm|clear`."""
+"""Command-line interface: `flask seed` (the demo shop), `flask create-admin`, `flask cache warm|clear` and
+`flask announce`."""
 
 from __future__ import annotations
 
 from collections.abc import Callable
+from urllib.parse import urlsplit
 
 import click
 from flask import Flask, current_app
 from flask.cli import with_appcontext
 from marshmallow import ValidationError
+from redis import Redis
+from redis.exceptions import RedisError
 
 from fantasize import seed as demo
 from fantasize.errors import Conflict
 from fantasize.platform import cache as page_cache
+from fantasize.realtime import outbox, realtime_of
+from fantasize.schemas.realtime import ANNOUNCEMENT_TYPES, AnnouncementInSchema
 
 
 @click.command("seed")
@@ -99,7 +105,73 @@ def cache_clear_command() -> None:
     _only_this_process()
 
 
+# How long `flask announce` waits for Redis to answer a PING before giving up (connect, then reply).
+QUEUE_PING_SECONDS = 1.0
+NO_QUEUE = ("No message queue: a separate process can only reach the clients of running servers through Redis. "
+            "Set SOCKETIO_MESSAGE_QUEUE (or REDIS_URL) as the servers have it, or use "
+            "POST /api/v1/admin/announcements instead.")
+ANNOUNCE_ARGUMENTS = {"title": "TITLE", "message": "MESSAGE", "type": "--type"}
+
+
+def _queue_address(url: str) -> str:
+    """The message queue's URL without its credentials, to name it in an error."""
+    parts = urlsplit(url)
+    if parts.hostname is None:
+        return f"{parts.scheme}://{parts.path}"
+    try:
+        port = f":{parts.port}" if parts.port else ""
+    except ValueError:
+        port = ""
+    return f"{parts.scheme}://{parts.hostname}{port}{parts.path}"
+
+
+def _check_queue(url: str) -> None:
+    """PING the message queue with a short timeout: an emit to a dead Redis is only logged, never raised."""
+    try:
+        client = Redis.from_url(url, socket_connect_timeout=QUEUE_PING_SECONDS, socket_timeout=QUEUE_PING_SECONDS)
+    except ValueError as exc:
+        raise click.ClickException(f"The message queue URL is not a Redis URL: {exc}") from exc
+    try:
+        client.ping()
+    except RedisError as exc:
+        reason = str(exc).rstrip(".")
+        raise click.ClickException(
+            f"The message queue ({_queue_address(url)}) is unreachable: {reason}. Nothing was sent; once Redis "
+            "answers, run this again, or use POST /api/v1/admin/announcements.") from exc
+    finally:
+        client.close()
+
+
+@click.command("announce")
+@click.argument("title")
+@click.argument("message")
+@click.option("--type", "kind", type=click.Choice(ANNOUNCEMENT_TYPES), default="info", show_default=True,
+              help="What the announcement is about.")
+@with_appcontext
+def announce_command(title: str, message: str, kind: str) -> None:
+    """Send system_announcement (TITLE, MESSAGE) to every Socket.IO client of every running server.
+
+    It travels through the Redis message queue (SOCKETIO_MESSAGE_QUEUE, else REDIS_URL); without one, use
+    POST /api/v1/admin/announcements. HTML is removed from the texts, as the HTTP route does.
+    """
+    try:
+        announcement = AnnouncementInSchema().load({"title": title, "message": message, "type": kind})
+    except ValidationError as exc:
+        problems = "; ".join(f"{ANNOUNCE_ARGUMENTS.get(name, name)}: {' '.join(map(str, messages))}"
+                             for name, messages in exc.normalized_messages().items())
+        raise click.UsageError(f"Invalid announcement: {problems}") from exc
+    realtime = realtime_of(current_app)
+    if not realtime.queue_url:
+        raise click.ClickException(NO_QUEUE)
+    _check_queue(realtime.queue_url)
+    payload = outbox.announce(realtime, announcement["title"], announcement["message"], announcement["type"],
+                              wait=True)
+    realtime.outbox.flush()
+    click.echo(f"Sent system_announcement ({payload['type']}) at {payload['timestamp']}: {payload['title']}")
+
+
 def init_app(app: Flask) -> None:
     app.cli.add_command(seed_command)
     app.cli.add_command(create_admin_command)
     app.cli.add_command(cache_group)
+    app.cli.add_command(announce_command)

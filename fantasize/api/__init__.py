@@ -17,6 +17,7 @@ from fantasize.api import (
     offers,
     orders,
     products,
+    realtime,
     reviews,
     site,
     taxonomy,
@@ -28,7 +29,7 @@ from fantasize.api.converters import IdConverter
 MOUNTS = (("v0", "/api/v0"), ("v1", "/api/v1"), ("v2", "/api/v2"), ("api", "/api"))
 DOMAIN_BLUEPRINTS = (
     meta.bp, accounts.bp, addresses.bp, uploads.bp, taxonomy.bp, offers.bp, products.bp, cart.bp, orders.bp,
-    reviews.bp, notifications.bp, discovery.bp, admin.bp, site.bp, integrations.bp,
+    reviews.bp, notifications.bp, discovery.bp, admin.bp, realtime.bp, site.bp, integrations.bp,
 )
 
 
