@@ -95,17 +95,27 @@ def _client(realtime: Realtime) -> Redis:
     return client
 
 
+def _first_expiry(realtime: Realtime) -> float:
+    """When the earliest token of this process's signed-in sockets expires, on the monotonic clock."""
+    expiries = [sock.signed_in.expires_at for sock in realtime.registry.signed_in() if sock.signed_in is not None]
+    if not expiries:
+        return float("inf")
+    return time.monotonic() + max(0.0, min(expiries) - time.time())
+
+
 def run(realtime: Realtime) -> None:
     """The loop of a process that holds sockets: revocations as they come, a sweep and the figures every interval."""
     interval = realtime.sweep_seconds
     pubsub = None
-    next_sweep = time.monotonic() + interval
+    next_sweep = time.monotonic()  # at once: the instance's figures are published from its first socket on
     while True:
         try:
             if realtime.queue_url and pubsub is None:
                 listener = Redis.from_url(realtime.queue_url, socket_connect_timeout=1)
                 pubsub = listener.pubsub(ignore_subscribe_messages=True)
                 pubsub.subscribe(channel(realtime))
+            # Wake for the next sweep, or sooner when a token expires first (its socket leaves its rooms then).
+            next_sweep = min(next_sweep, _first_expiry(realtime))
             wait = max(0.0, next_sweep - time.monotonic())
             message = pubsub.get_message(timeout=wait) if pubsub is not None else realtime.socketio.sleep(wait)
             if message and message.get("type") == "message":

@@ -47,6 +47,8 @@ def local(realtime: Realtime) -> dict[str, Any]:
         "authenticatedUsers": len(users),
         "rooms": rooms,
         "updatedAt": time.time(),
+        # Its own interval decides when its entry is stale, whatever the reader's.
+        "staleAfter": time.time() + realtime.sweep_seconds * 3,
         "userIds": sorted(users),
     }
 
@@ -66,14 +68,15 @@ def publish(realtime: Realtime) -> None:
     try:
         pipe = _client(realtime).pipeline(transaction=False)
         pipe.hset(key, realtime.instance_id, json.dumps(local(realtime)))
-        pipe.pexpire(key, realtime.sweep_seconds * 3000)
+        # Stale entries are skipped by their staleAfter; the expiry only clears the hash once every instance stopped.
+        pipe.expire(key, max(3600, realtime.sweep_seconds * 3))
         pipe.execute()
     except RedisError:
         log.warning("could not publish real-time figures", exc_info=True)
 
 
 def _public(figures: dict[str, Any]) -> dict[str, Any]:
-    shown = {key: value for key, value in figures.items() if key != "userIds"}
+    shown = {key: value for key, value in figures.items() if key not in ("userIds", "staleAfter")}
     shown["updatedAt"] = _iso(figures["updatedAt"])
     return shown
 
@@ -90,13 +93,13 @@ def collect(realtime: Realtime) -> dict[str, Any]:
     reachable = True
     if shared:
         try:
-            stale_before = time.time() - realtime.sweep_seconds * 3
+            now = time.time()
             for field, raw in _client(realtime).hgetall(_key(realtime)).items():
                 instance = field.decode()
                 figures = json.loads(raw)
                 if instance == realtime.instance_id:
                     continue
-                if figures.get("updatedAt", 0) < stale_before:
+                if figures.get("staleAfter", 0) < now:
                     _client(realtime).hdel(_key(realtime), instance)
                     continue
                 instances[instance] = figures
