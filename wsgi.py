@@ -32,7 +32,7 @@ from config import ConfigError  # noqa: E402
 from fantasize import create_app  # noqa: E402
 
 try:
-    app = create_app()
+    app = create_app(migrations=False)  # serving only: `flask db` (the release phase) migrates
 except ConfigError as exc:  # an unknown environment or unsafe production settings: say so, without a traceback
     raise SystemExit(str(exc)) from None
 

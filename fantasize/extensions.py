@@ -1,7 +1,6 @@
 """The extension objects, created unbound; `create_app` binds them to an app."""
 
 from flask_caching import Cache
-from flask_migrate import Migrate
 from flask_sqlalchemy import SQLAlchemy
 from sqlalchemy import MetaData
 from sqlalchemy.orm import DeclarativeBase
@@ -21,6 +20,5 @@ class Base(DeclarativeBase):
 
 
 db = SQLAlchemy(model_class=Base)
-migrate = Migrate()
 # Bound by fantasize.platform.cache: Redis when REDIS_URL is set, else an in-process SimpleCache.
 cache = Cache(with_jinja2_ext=False)
