@@ -117,6 +117,7 @@ def make_app(backend: str, tmp_root: Path) -> Iterator[Callable[..., Flask]]:
             db.session.remove()
             empty_tables()
     for app in built:
+        app.extensions["fantasize.realtime"].stop()  # its background loop (if a socket started one) ends
         with app.app_context():
             db.engine.dispose()
 

@@ -70,7 +70,9 @@ class Realtime:
         )
         self.outbox = outbox.Outbox(self)
         self._loop_lock = threading.Lock()
+        self._session_lock = threading.Lock()
         self._loop_started = False
+        self.stopped = False
         handlers.register(self.socketio, lambda: cfg["SOCKET_EVENTS_PER_MINUTE"])
 
     # Origins: the app's own (its /live page) and CORS_ORIGIN's
@@ -95,12 +97,16 @@ class Realtime:
     def session_expired(self, signed_in: SignedIn) -> bool:
         return signed_in.expires_at <= time.time()
 
-    def end_session(self, sock: Socket, message: str | None = None) -> None:
-        """The socket no longer speaks for its user: it leaves their room and every order room, and hears why."""
-        signed_in = sock.signed_in
-        if signed_in is None:
-            return
-        sock.signed_in = None
+    def end_session(self, sock: Socket, message: str | None = None, only: SignedIn | None = None) -> bool:
+        """The socket no longer speaks for its user: it leaves their room and every order room, and hears why.
+
+        `only`: end that session, not one the socket began since. False when there was nothing to end.
+        """
+        with self._session_lock:
+            signed_in = sock.signed_in
+            if signed_in is None or (only is not None and signed_in is not only):
+                return False
+            sock.signed_in = None
         server = self.socketio.server
         server.leave_room(sock.sid, user_room(signed_in.user_id), namespace="/")
         for order_id in list(sock.orders):
@@ -108,11 +114,16 @@ class Realtime:
         sock.orders.clear()
         if message:
             self.socketio.emit("auth_error", {"message": message}, to=sock.sid, ignore_queue=True)
+        return True
 
     # Background work: one loop per process that holds sockets
 
+    def stop(self) -> None:
+        """Let the background loop end (at its next wake-up): an app that is done with, as in tests."""
+        self.stopped = True
+
     def ensure_loop(self) -> None:
-        if self._loop_started:
+        if self._loop_started or self.stopped:
             return
         with self._loop_lock:
             if not self._loop_started:

@@ -39,35 +39,34 @@ REVOKED = "Token has been revoked"
 def check(realtime: Realtime, user_ids: Iterable[int] | None = None) -> int:
     """End the sessions of this process's sockets whose token no longer works; how many ended. Needs an app context."""
     wanted = None if user_ids is None else set(user_ids)
-    sockets = [sock for sock in realtime.registry.signed_in()
-               if wanted is None or sock.signed_in.user_id in wanted]
-    if not sockets:
+    # Each socket with the session it had when we looked: a socket that signs in afresh meanwhile is not judged
+    # by what was read for its previous session.
+    sessions = [(sock, sock.signed_in) for sock in realtime.registry.signed_in()
+                if sock.signed_in is not None and (wanted is None or sock.signed_in.user_id in wanted)]
+    if not sessions:
         return 0
     now = time.time()
     ended = 0
     alive = []
-    for sock in sockets:
-        if sock.signed_in.expires_at <= now:
-            realtime.end_session(sock, EXPIRED)
-            ended += 1
+    for sock, signed_in in sessions:
+        if signed_in.expires_at <= now:
+            ended += realtime.end_session(sock, EXPIRED, only=signed_in)
         else:
-            alive.append(sock)
-    ids = {sock.signed_in.user_id for sock in alive}
+            alive.append((sock, signed_in))
+    ids = {signed_in.user_id for _, signed_in in alive}
     current = {}
     if ids:
         rows = db.session.execute(select(User.id, User.token_version, User.is_active, User.role)
                                   .where(User.id.in_(ids)))
         current = {row.id: row for row in rows}
         db.session.rollback()  # end the read; nothing was written
-    for sock in alive:
-        signed_in = sock.signed_in
-        row = current.get(signed_in.user_id)
-        if signed_in is None:  # ended meanwhile (a greenlet switch during the query)
+    for sock, signed_in in alive:
+        if sock.signed_in is not signed_in:  # signed out or in again meanwhile (a switch during the query)
             continue
+        row = current.get(signed_in.user_id)
         if row is None or not row.is_active or row.token_version != signed_in.token_version \
                 or row.role != signed_in.role:
-            realtime.end_session(sock, REVOKED)
-            ended += 1
+            ended += realtime.end_session(sock, REVOKED, only=signed_in)
     return ended
 
 
@@ -108,7 +107,7 @@ def run(realtime: Realtime) -> None:
     interval = realtime.sweep_seconds
     pubsub = None
     next_sweep = time.monotonic()  # at once: the instance's figures are published from its first socket on
-    while True:
+    while not realtime.stopped:
         try:
             if realtime.queue_url and pubsub is None:
                 listener = Redis.from_url(realtime.queue_url, socket_connect_timeout=1)
