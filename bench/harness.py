@@ -17,7 +17,9 @@ Everything runs on this machine, traffic goes to 127.0.0.1 only, and whatever th
    a quarter for an uncached one) for both.
 4. Order placement: 50 buyers registered through the API, wrk posting one line over 40 restocked products with a
    fresh Idempotency-Key per request; the stock arithmetic checked against the database; wrk's own CPU reported.
-5. RSS of every gunicorn worker; the tables printed and written to bench/results/latest.md.
+5. Real time (bench/realtime.py): N Socket.IO clients tracking one product on one gevent worker, Fantasize against
+   the minimal Flask-SocketIO ceiling (bench/realtime_ceiling.py), latency from the stock PATCH to each client.
+6. RSS of every gunicorn worker; the tables printed and written to bench/results/latest.md.
 
 Worker class and counts default to what gunicorn.conf.py says (with WEB_CONCURRENCY=2); the options, or
 BENCH_WORKERS, BENCH_WORKER_CLASS, BENCH_THREADS, BENCH_WORKER_CONNECTIONS, change them for every server alike.
@@ -51,6 +53,7 @@ import psutil
 import requests
 from redis import Redis
 
+from bench import realtime
 from bench.database import connect, fresh_database
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -73,7 +76,8 @@ READS = {  # row key -> (path, the row's name); `{product}` is filled with the f
     "page": ("/api/v1/products", "`/api/v1/products` (default page)"),
     "product": ("/api/v1/products/{product}", "`/api/v1/products/<id>`"),
 }
-ROW_KEYS = [*(k for key in READS for k in (key, f"{key}-uncached")), "orders"]
+NOT_READS = ("orders", "realtime")
+ROW_KEYS = [*(k for key in READS for k in (key, f"{key}-uncached")), *NOT_READS]
 ROW_GROUPS = {"all": ROW_KEYS, "cached": list(READS), "uncached": [f"{key}-uncached" for key in READS]}
 GOAL_CACHED, GOAL_UNCACHED = 0.9, 0.5  # Fantasize req/s over bare Flask's
 GOAL_ORDERS_PER_S, GOAL_ORDERS_P99_MS = 200, 500
@@ -138,6 +142,11 @@ class Saturation:
     statuses: dict[int, int]  # only when the script counts them (orders)
     duration_s: float
     cpu_s: float
+    server_cpu_s: float | None = None  # the measured server's workers, during the run (read rows)
+
+    @property
+    def cpu_us_per_request(self) -> float | None:
+        return None if self.server_cpu_s is None or not self.requests else self.server_cpu_s / self.requests * 1e6
 
     @property
     def error_count(self) -> int:
@@ -248,6 +257,12 @@ class Server:
         text = self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
         return "\n".join(text.splitlines()[-lines:])
 
+    def worker_cpu_s(self) -> float:
+        """User + system CPU the workers have used so far."""
+        if self.process is None or self.process.poll() is not None:
+            return 0.0
+        return sum(sum(worker.cpu_times()[:2]) for worker in psutil.Process(self.process.pid).children())
+
     def worker_rss_mib(self) -> list[float]:
         if self.process is None or self.process.poll() is not None:
             return []
@@ -347,6 +362,7 @@ class Run:
     servers: dict[str, Server] = field(default_factory=dict)
     reads: list[ReadRow] = field(default_factory=list)
     orders: OrdersRow | None = None
+    realtime: list[dict[str, Any]] = field(default_factory=list)  # bench/realtime.py's rows, one per N
     rss: dict[str, list[float]] = field(default_factory=dict)
     notes: list[str] = field(default_factory=list)
     started: datetime = field(default_factory=lambda: datetime.now(UTC))
@@ -454,7 +470,7 @@ def fetch_bodies(run: Run) -> None:
     bodies: dict[str, Any] = {}
     session = requests.Session()
     for key in run.rows:
-        if key == "orders":
+        if key in NOT_READS:
             continue
         base = key.removesuffix("-uncached")
         path, name = READS[base]
@@ -494,7 +510,9 @@ def measure_read(run: Run, row: ReadRow) -> None:
             state = requests.get(server.url + row.path, timeout=30).headers.get("X-Cache")
             if (state == "HIT") != row.cached:
                 run.notes.append(f"{row.key}: after the warm-up Fantasize answered X-Cache: {state}")
+        cpu_before = server.worker_cpu_s()
         result = wrk(server.url + row.path, seconds)
+        result.server_cpu_s = server.worker_cpu_s() - cpu_before
         setattr(row, attr, result)
         log(f"{row.key}: {label} {result.rate:,.0f} req/s, p99 {result.p99_ms:,.1f} ms"
             + (f", errors {result.errors}" if result.errors else ""))
@@ -620,6 +638,10 @@ def fmt_ms(ms: float | None) -> str:
     return f"{ms / 1000:.2f} s" if ms >= 1000 else f"{ms:.0f} ms" if ms >= 10 else f"{ms:.1f} ms"
 
 
+def fmt_us(us: float | None) -> str:
+    return "-" if us is None else f"{us:,.0f} µs"
+
+
 def fmt_rate(rate: float) -> str:
     return f"{rate:,.0f}" if rate >= 100 else f"{rate:,.1f}"
 
@@ -651,9 +673,11 @@ def setup_line(run: Run) -> str:
                + f", {args.workers} workers")
     load = "/".join(f"{x:.1f}" for x in run.load_before)
     load_end = "/".join(f"{x:.1f}" for x in run.load_after) if run.load_after else "?"
+    venv = args.venv.resolve()
+    venv = venv.relative_to(ROOT) if venv.is_relative_to(ROOT) else venv
     return (f"{run.started:%Y-%m-%d %H:%M} UTC, commit {commit}{' + uncommitted changes' if dirty else ''}, "
-            f"Python {python}, {platform.system()} {os.cpu_count()} CPUs (load average {load} at the start, "
-            f"{load_end} at the end). gunicorn -c gunicorn.conf.py, {workers}; FLASK_ENV=production, "
+            f"Python {python} (servers from {venv}), {platform.system()} {os.cpu_count()} CPUs (load average {load} "
+            f"at the start, {load_end} at the end). gunicorn -c gunicorn.conf.py, {workers}; FLASK_ENV=production, "
             f"FORCE_HTTPS=false, PostgreSQL + Redis, the demo shop, rate limits on with high limits. "
             f"wrk -t{WRK_THREADS} -c{CONNECTIONS} -d{args.duration:g}s after a {run.warm_s:g}s warm-up; "
             f"hey -c {CONNECTIONS} -z {args.duration:g}s.")
@@ -666,11 +690,18 @@ def render(run: Run) -> str:
         rows = []
         for row in run.reads:
             size = f"{row.bytes:,}" + ("" if row.bare_bytes == row.bytes else f" (bare {row.bare_bytes:,})")
+            mine, bare = row.fantasize.cpu_us_per_request, row.bare.cpu_us_per_request
             rows.append([row.name, size, fmt_rate(row.fantasize.rate),
                          fmt_ms(row.fantasize.p99_ms), fmt_rate(row.bare.rate), f"{row.ratio:.2f}",
-                         f">= {row.goal:g}x", yes(row.met)])
-        out += table(["row", "bytes", "Fantasize req/s", "p99", "bare Flask req/s", "ratio", "goal", "met?"],
-                     rows, {1, 2, 3, 4, 5})
+                         f">= {row.goal:g}x", yes(row.met), fmt_us(mine), fmt_us(bare),
+                         f"{bare / mine:.2f}" if mine and bare else "-"])
+        out += table(["row", "bytes", "Fantasize req/s", "p99", "bare Flask req/s", "ratio", "goal", "met?",
+                      "Fantasize worker CPU/req", "bare worker CPU/req", "CPU ratio"],
+                     rows, {1, 2, 3, 4, 5, 8, 9, 10})
+        out += ["", "Worker CPU per request: the servers' gunicorn workers' user + system CPU during the wrk run, "
+                "divided by the requests answered (the database's and Redis's own CPU not included). It depends "
+                "less than req/s on what else the shared cores run; the CPU ratio is bare Flask's over "
+                "Fantasize's."]
         out += ["", "## Latency under a fixed offered load", "",
                 f"hey -c {CONNECTIONS} -q (offered / {CONNECTIONS}) for {run.args.duration:g}s; offered = half of "
                 "bare Flask's saturation rate for a cached row, a quarter for an uncached one. Goal: sustains the "
@@ -703,6 +734,8 @@ def render(run: Run) -> str:
                  f">= {GOAL_ORDERS_PER_S}/s, p99 <= {GOAL_ORDERS_P99_MS} ms, 0 oversold", yes(orders.met)]]
         out += table(["row", "orders/s", "p50", "p99", "errors", "oversold", "load generator CPU", "goal", "met?"],
                      rows, {1, 2, 3, 4})
+    if run.realtime:
+        out += ["", *realtime.render_section(run.realtime)]
     if run.rss:
         out += ["", "## RSS per worker after the run", ""]
         bare = max(run.rss.get("bare") or [0.0])
@@ -748,12 +781,15 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--worker-connections", type=int, default=int(env("BENCH_WORKER_CONNECTIONS", "0")) or None,
                         help="gunicorn --worker-connections (gevent)")
     parser.add_argument("--venv", type=Path, default=Path(env("BENCH_VENV", str(ROOT / ".venv"))),
-                        help="the virtualenv whose gunicorn and flask serve (default .venv)")
+                        help="the virtualenv whose gunicorn and flask serve (bench/run: bench/results/venv, built "
+                             "from requirements.txt alone; run directly: .venv)")
     parser.add_argument("--database-url", default=env("BENCH_DATABASE_URL",
                                                       "postgresql://postgres@127.0.0.1:5432/fantasize_bench_run"),
                         help="PostgreSQL database to drop, create and seed")
     parser.add_argument("--redis-url", default=env("BENCH_REDIS_URL", "redis://127.0.0.1:6379/9"),
                         help=f"Redis (keys under {KEY_PREFIX!r}, deleted at the start and the end)")
+    parser.add_argument("--realtime-clients", default=env("BENCH_RT_CLIENTS"),
+                        help="the real-time rows' client counts (default 200,500,1000; with --quick 200)")
     parser.add_argument("--output", type=Path, default=RESULTS / "latest.md")
     args = parser.parse_args(argv)
     args.workers_given = args.workers is not None or env("BENCH_WORKERS") is not None
@@ -761,6 +797,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         args.workers = int(env("BENCH_WORKERS", "2"))
     if args.quick:
         args.duration = min(args.duration, 3)
+    clients = args.realtime_clients or ("200" if args.quick else "200,500,1000")
+    args.realtime_counts = tuple(int(n) for n in clients.split(",") if n.strip())
     rows: list[str] = []
     for word in filter(None, (w.strip() for w in args.rows.split(","))):
         if word not in ROW_GROUPS and word not in ROW_KEYS:
@@ -773,8 +811,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 def budget_s(args: argparse.Namespace, warm: float) -> int:
     """An upper bound on the whole run: a hung step ends it instead of holding the machine."""
     per_read = 2 * (2 * (args.duration + warm) + 2 * args.duration) + 8 * (REQUEST_TIMEOUT_S + 5)
-    reads = sum(1 for key in args.row_keys if key != "orders")
-    return int(600 + reads * per_read + ("orders" in args.row_keys) * (args.duration + 300))
+    reads = sum(1 for key in args.row_keys if key not in NOT_READS)
+    return int(600 + reads * per_read + ("orders" in args.row_keys) * (args.duration + 300)
+               + ("realtime" in args.row_keys) * 240 * len(args.realtime_counts))
 
 
 def on_alarm(_signum, _frame) -> None:
@@ -810,8 +849,10 @@ def main(argv: list[str] | None = None) -> int:
             measure_read(run, row)
         if "orders" in run.rows:
             measure_orders(run)
+        if "realtime" in run.rows:
+            run.realtime = realtime.run_for_harness(run, args.realtime_counts, changes=10 if args.quick else 40)
         run.rss = {name: server.worker_rss_mib() for name, server in run.servers.items()}
-    except HarnessError as exc:
+    except (HarnessError, realtime.RealtimeError) as exc:
         print(f"bench: {exc}", file=sys.stderr)
         return 1
     finally:

@@ -13,6 +13,7 @@ import pytest
 from fantasize.models import Package, Product
 from fantasize.models.base import utcnow
 from fantasize.schemas import product_rows
+from fantasize.schemas.discovery import HomeSchema, HomeV2Schema, SearchResultsSchema, SearchResultsV2Schema
 from fantasize.schemas.products import (
     PackageSchema,
     PackageV2Schema,
@@ -23,7 +24,7 @@ from fantasize.schemas.products import (
     StaffProductSchema,
     StaffProductV2Schema,
 )
-from fantasize.services import product_reads
+from fantasize.services import discovery, product_reads
 from fantasize.services.products import _fetch
 
 PRODUCT_SCHEMAS = (ProductSchema, ProductV2Schema, StaffProductSchema, StaffProductV2Schema)
@@ -185,3 +186,39 @@ def test_reads_of_one_shape_share_a_statement_but_not_its_values(app, factory):
     assert names(q="ring", max_price=Decimal("50")) == ["Silver ring"]
     assert names(q="ring", max_price=Decimal("100")) == ["Gold ring", "Silver ring"]
     assert (statements.cache_info().hits, statements.cache_info().misses) == (3, 2)
+
+
+@pytest.mark.parametrize("schema", (HomeSchema, HomeV2Schema))
+def test_the_home_page_renders_exactly_as_its_schema(app, factory, shop, schema):
+    """discovery.home reads its products as rows; dump_home must give what the schema gives for the same products
+    loaded as ORM objects, sections, offers and categories included."""
+    factory.subcategory(category=factory.category(name="Jewellery"), name="Rings")
+    home = discovery.home()
+    assert home.new_arrivals and home.top_rated and home.categories
+    assert home.current_offers and all(shown.products for shown in home.current_offers)
+
+    def objects(rows):
+        return [_fetch(Product, row.id) for row in rows]
+
+    as_objects = discovery.HomePage(
+        new_arrivals=objects(home.new_arrivals), top_rated=objects(home.top_rated),
+        current_offers=[discovery.OfferShowcase(shown.offer, objects(shown.products)) for shown in home.current_offers],
+        categories=home.categories,
+    )
+    assert as_json(product_rows.dump_home(home, schema)) == as_json(schema().dump(as_objects))
+
+
+@pytest.mark.parametrize("schema", (SearchResultsSchema, SearchResultsV2Schema))
+def test_search_results_render_exactly_as_their_schema(app, factory, shop, schema):
+    factory.category(name="Thing holders")
+    results = discovery.search("thing", 50)
+    assert results.products and results.categories
+    found = discovery.search("box", 50)
+    assert found.packages
+    for result in (results, found):
+        as_objects = discovery.SearchResults(
+            products=[_fetch(Product, row.id) for row in result.products],
+            packages=[_fetch(Package, row.id) for row in result.packages],
+            categories=result.categories,
+        )
+        assert as_json(product_rows.dump_search(result, schema)) == as_json(schema().dump(as_objects))

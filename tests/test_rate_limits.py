@@ -23,6 +23,7 @@ from config import ProductionConfig, TestingConfig
 from fantasize import create_app
 from fantasize.extensions import db
 from fantasize.models.base import utcnow
+from fantasize.platform.rate_limits import EXTENSION as LIMITER
 from tests.factories import Factory
 from tests.support import PrivateRedis, arabic_indic, delete_prefix, recorded, shared_redis
 from tests.test_uploads import png_bytes
@@ -117,6 +118,22 @@ def test_who_is_asking_is_decided_for_each_request_even_in_one_app_context(limit
         client = app.test_client()
         assert client.get(VERSIONS, headers=ada).headers["X-RateLimit-Limit"] == "6"
         assert client.get(VERSIONS).headers["X-RateLimit-Limit"] == "2"
+
+
+def test_what_applies_is_kept_per_route_and_caller_and_forgotten_when_a_declaration_changes(limited):
+    app = limited(RATE_LIMIT_MAX_REQUESTS=2, RATE_LIMIT_AUTH_MULTIPLIER=3, RATE_LIMIT_ORDER="4 per hour")
+    ada = signed_in(app)
+    client = app.test_client()
+    # The same route for an anonymous caller and a signed-in one, and a route of a tier, each from what was kept.
+    for _ in range(2):
+        assert client.get(f"{API}/brands").headers["X-RateLimit-Limit"] == "2"
+        assert client.get(f"{API}/brands", headers=ada).headers["X-RateLimit-Limit"] == "6"
+    assert client.post(f"{API}/orders", headers=ada, json={}).headers["X-RateLimit-Limit"] == "4"
+    # Flask-Limiter's own declarations made after the app served requests still count.
+    limiter = app.extensions[LIMITER]
+    limiter.exempt(app.view_functions["v1.taxonomy.list_brands"])
+    assert "X-RateLimit-Limit" not in client.get(f"{API}/brands").headers
+    assert client.get(VERSIONS).headers["X-RateLimit-Limit"] == "2"
 
 
 def test_every_version_of_a_route_shares_one_counter(limited):

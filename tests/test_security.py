@@ -11,12 +11,20 @@ from collections.abc import Iterator
 
 import pytest
 from flask import Flask
+from flask_talisman import DENY, Talisman
 from sqlalchemy import func, select
 
 from config import DevelopmentConfig, ProductionConfig, TestingConfig
 from fantasize.extensions import db
 from fantasize.models import Product, Upload
-from fantasize.platform.security import CORS_ALLOW_HEADERS, CORS_EXPOSE_HEADERS
+from fantasize.platform.security import (
+    API_POLICY,
+    CORS_ALLOW_HEADERS,
+    CORS_EXPOSE_HEADERS,
+    DOCS_POLICY,
+    PAGE_POLICIES,
+    REFERRER_POLICY,
+)
 from tests.factories import Factory
 
 API = "/api/v1"
@@ -108,6 +116,25 @@ def test_the_docs_page_may_load_only_its_own_scripts_and_styles(client):
         response = client.get(asset)
         response.close()
         assert response.status_code == 200, asset
+
+
+def test_the_headers_are_talismans_own_and_follow_a_page_policy_changed_after_start(client, monkeypatch):
+    # SecurityHeaders keeps each kind of request's header values; they must be exactly what Talisman writes.
+    expected = Talisman(Flask("plain"), force_https=False, frame_options=DENY, content_security_policy=API_POLICY,
+                        referrer_policy=REFERRER_POLICY, session_cookie_secure=False)
+    for _ in range(2):  # the second answer comes from what the first one kept
+        headers = client.get(f"{API}/versions").headers
+        with expected.app.test_request_context("/"):
+            talismans = expected._set_response_headers(expected.app.response_class()).headers
+        written = [(name, value) for name, value in talismans.items() if name not in ("Content-Type", "Content-Length")]
+        assert len(written) >= 5
+        assert [(name, headers.get_all(name)) for name, _ in written] == [(name, [value]) for name, value in written]
+    assert policy(client.get("/api/docs"))["img-src"] == "'self' data:"
+    # A policy replaced after the app has served the page is the one the next answer carries.
+    monkeypatch.setitem(PAGE_POLICIES, "docs.index", {**DOCS_POLICY, "img-src": "'self'"})
+    assert policy(client.get("/api/docs"))["img-src"] == "'self'"
+    PAGE_POLICIES["docs.index"]["img-src"] = "'none'"  # and one changed in place
+    assert policy(client.get("/api/docs"))["img-src"] == "'none'"
 
 
 def test_force_https_redirects_plain_http_and_sends_hsts_over_https(make_app):

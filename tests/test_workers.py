@@ -2,14 +2,19 @@
 
 from __future__ import annotations
 
+import importlib.util
 import os
 import subprocess
 import sys
 from concurrent.futures import ThreadPoolExecutor
+from datetime import timedelta
 
 import pytest
 import requests
+from gunicorn import glogging
+from gunicorn.config import Config
 from redis import BlockingConnectionPool
+from sqlalchemy import event
 
 from config import TestingConfig
 from fantasize.extensions import db
@@ -78,3 +83,99 @@ def test_sqlite_keeps_its_own_pool(backend, make_app):
     with app.app_context():
         assert db.engine.dialect.name == "sqlite"
         assert "pool_size" not in app.config["SQLALCHEMY_ENGINE_OPTIONS"]
+
+
+def _backend_pid(app) -> int:
+    with app.app_context(), db.engine.connect() as connection:
+        return connection.exec_driver_sql("SELECT pg_backend_pid()").scalar_one()
+
+
+@pytest.mark.parametrize("backend", ["postgresql"])
+@pytest.mark.parametrize("check", ["socket", "ping"])
+def test_a_pooled_connection_the_server_ended_is_replaced_before_the_next_request(backend, make_app, check):
+    app = make_app(DB_POOL_SIZE=1, DB_MAX_OVERFLOW=0, DB_POOL_CHECK=check)
+    with app.app_context():
+        product_id = Factory(app).product(name="Sturdy Lamp").id
+        assert db.engine.pool._pre_ping is (check == "ping")  # socket: no SELECT 1 round trip per checkout
+    client = app.test_client()
+    assert client.get(f"/api/v1/products/{product_id}").status_code == 200
+    pid = _backend_pid(app)  # the pool's one connection
+    killer = make_app(DB_POOL_SIZE=1, DB_MAX_OVERFLOW=0)
+    with killer.app_context(), db.engine.connect() as connection:
+        # With a timeout, pg_terminate_backend returns once the backend has gone.
+        assert connection.exec_driver_sql(f"SELECT pg_terminate_backend({pid}, 5000)").scalar_one() is True
+
+    for path in (f"/api/v1/products/{product_id}", "/api/v1/products?limit=5", "/api/v1/cart"):
+        response = client.get(path)
+        assert response.status_code in (200, 401), (path, response.status_code, response.get_data(as_text=True))
+    assert client.get(f"/api/v1/products/{product_id}").json["name"] == "Sturdy Lamp"
+    assert _backend_pid(app) != pid
+
+
+@pytest.mark.parametrize("backend", ["postgresql"])
+def test_an_anonymous_read_runs_in_autocommit_and_gives_the_connection_back_as_it_found_it(backend, make_app):
+    app = make_app(DB_POOL_SIZE=1, DB_MAX_OVERFLOW=0, CACHE_ENABLED=False)
+    with app.app_context():
+        factory = Factory(app)
+        product_id = factory.product(name="Quiet Lamp").id
+        headers = factory.headers(factory.admin())
+    seen: list[tuple[str, bool]] = []
+
+    def note(conn, _cursor, statement, _parameters, _context, _executemany) -> None:
+        seen.append((statement.split()[0], conn.connection.dbapi_connection.autocommit))
+
+    with app.app_context():
+        event.listen(db.engine, "before_cursor_execute", note)
+    client = app.test_client()
+    # Anonymous: the read is the request's only statement, in autocommit (no BEGIN before it, no ROLLBACK after).
+    assert client.get(f"/api/v1/products/{product_id}").status_code == 200
+    assert client.get("/api/v1/products?limit=5&page=9").status_code == 200  # past the end: a count besides
+    assert seen and all(autocommit for _, autocommit in seen), seen
+    # A request whose session already has a transaction (the administrator was read) reads inside it.
+    seen.clear()
+    assert client.get(f"/api/v1/products/{product_id}", headers=headers).status_code == 200
+    assert seen and not any(autocommit for _, autocommit in seen), seen
+    with app.app_context(), db.engine.connect() as connection:
+        assert connection.connection.dbapi_connection.autocommit is False
+
+
+def _load_gunicorn_conf(monkeypatch):
+    monkeypatch.setenv("FLASK_ENV", "testing")  # gunicorn.conf.py checks production settings otherwise
+    spec = importlib.util.spec_from_file_location("gunicorn_conf_under_test", ROOT / "gunicorn.conf.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+@pytest.mark.parametrize("access_format", [
+    None,  # gunicorn.conf.py's own
+    '%(h)s "%(r)s" %(s)s %(b)s %(B)s "%(f)s" "%(a)s" %(D)s %(L)s %({x-request-id}o)s %({host}i)s %({path_info}e)s',
+    "%(t)s %(p)s %(s)s",  # fields the cheap logger does not know: gunicorn's own catalogue
+])
+def test_the_access_line_is_the_one_gunicorns_logger_writes(access_format, monkeypatch):
+    conf = _load_gunicorn_conf(monkeypatch)
+    assert conf.logger_class is conf.AccessFieldsLogger
+    cfg = Config()
+    cfg.set("access_log_format", access_format or conf.access_log_format)
+
+    class Request:
+        headers = [("HOST", "shop.example"), ("USER-AGENT", 'curl "quoted"'), ("X-REQUEST-ID", "from-client")]
+
+    class Answer:
+        status = "200 OK"
+        sent = 493
+        headers = [("Content-Type", "application/json"), ("X-Request-ID", "abc123")]
+
+    environ = {"REQUEST_METHOD": "GET", "RAW_URI": "/api/v1/products/1?x=1", "SERVER_PROTOCOL": "HTTP/1.1",
+               "REMOTE_ADDR": "203.0.113.9", "PATH_INFO": "/api/v1/products/1", "QUERY_STRING": "x=1",
+               "HTTP_USER_AGENT": 'curl "quoted"', "HTTP_HOST": "shop.example"}
+    took = timedelta(seconds=1, microseconds=234567)
+    ours, gunicorns = conf.AccessFieldsLogger(cfg), glogging.Logger(cfg)
+    line = cfg.access_log_format % glogging.SafeAtoms(ours.atoms(Answer(), Request(), environ, took))
+    expected = cfg.access_log_format % glogging.SafeAtoms(gunicorns.atoms(Answer(), Request(), environ, took))
+    if access_format and "%(t)s" in access_format:  # the clock moved between the two
+        line, expected = line.split(" ", 2)[-1], expected.split(" ", 2)[-1]
+    assert line == expected
+    if access_format is None:
+        assert line == '203.0.113.9 "GET /api/v1/products/1?x=1 HTTP/1.1" 200 493 1234ms request_id=abc123 ' \
+                       '"curl \\"quoted\\""'

@@ -5,8 +5,9 @@ from __future__ import annotations
 from flask import Blueprint
 
 from fantasize.api.endpoint import endpoint
-from fantasize.api.render import Shape
+from fantasize.api.render import Shape, render
 from fantasize.platform.cache.domains import EXPLORE_PAGE, HOME_PAGE, SEARCH_PAGE
+from fantasize.schemas import product_rows
 from fantasize.schemas.discovery import (
     ExploreSchema,
     HomeSchema,
@@ -30,14 +31,14 @@ TAGS = ("discovery",)
 @endpoint("Search active products and packages (name, description) and categories (name); each list capped by limit",
           returns=SEARCH_RESULTS, query=SearchQuery, cache=SEARCH_PAGE, tags=TAGS, errors=(400,))
 def search(args):
-    return discovery.search(args["q"], args["limit"])
+    return render(discovery.search(args["q"], args["limit"]), SEARCH_RESULTS, dump=product_rows.dump_search)
 
 
 @bp.get("/home")
 @endpoint("The home page: new arrivals, top rated products, offers running now and the active categories",
           returns=HOME, cache=HOME_PAGE, tags=TAGS)
 def home():
-    return discovery.home()
+    return render(discovery.home(), HOME, dump=product_rows.dump_home)
 
 
 @bp.get("/explore")

@@ -1,10 +1,18 @@
-"""Database engine set-up per backend: the pool sized from settings, SQLite's foreign keys and busy timeout."""
+"""Database engine set-up per backend: the pool sized and checked as settings say, SQLite's foreign keys and busy
+timeout, and connections for reads that need no transaction."""
 
 from __future__ import annotations
 
+import select
+import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
+
 from flask import Flask
 from sqlalchemy import event
-from sqlalchemy.engine import Engine, make_url
+from sqlalchemy.engine import Connection, Engine, make_url
+from sqlalchemy.exc import DisconnectionError
 
 from fantasize.extensions import db
 
@@ -17,8 +25,34 @@ def _sqlite_pragmas(dbapi_connection, _record) -> None:
     cursor.close()
 
 
+def _os_poll() -> Any:
+    """The operating system's poll, even where gevent has patched `select` (a poll that does not wait needs no event
+    loop, and gevent's sets up a watcher on it for every call)."""
+    monkey = sys.modules.get("gevent.monkey")
+    return monkey.get_original("select", "poll") if monkey is not None else select.poll
+
+
+_poll = _os_poll()
+
+
+def _server_said_goodbye(dbapi_connection, _record, _proxy) -> None:
+    """Pool checkout (DB_POOL_CHECK=socket): refuse a pooled connection the server has closed, with no round trip.
+
+    An idle connection has nothing to read; one the server ended (pg_terminate_backend, a restart, an idle timeout)
+    has the server's farewell or the end of the stream waiting on its socket. DisconnectionError makes the pool
+    drop it and check out another (a fresh one if need be), which is what pool_pre_ping's SELECT 1 achieves.
+    """
+    if dbapi_connection.closed:
+        raise DisconnectionError("the pooled connection is closed")
+    poller = _poll()
+    poller.register(dbapi_connection.fileno(), select.POLLIN)
+    if poller.poll(0):
+        raise DisconnectionError("the server closed the pooled connection")
+
+
 def configure_engine(app: Flask) -> None:
-    """Size the connection pool from DB_POOL_SIZE and DB_MAX_OVERFLOW; call before the engine is created.
+    """Size the connection pool from DB_POOL_SIZE and DB_MAX_OVERFLOW and pick its check (DB_POOL_CHECK); call
+    before the engine is created.
 
     SQLite keeps SQLAlchemy's own pool (an in-memory database needs its static pool, and a file database is one
     writer at a time whatever the pool)."""
@@ -28,6 +62,11 @@ def configure_engine(app: Flask) -> None:
     options = dict(config.get("SQLALCHEMY_ENGINE_OPTIONS") or {})
     options.setdefault("pool_size", config["DB_POOL_SIZE"])
     options.setdefault("max_overflow", config["DB_MAX_OVERFLOW"])
+    check = config["DB_POOL_CHECK"]
+    if check not in ("socket", "ping"):
+        raise ValueError(f"DB_POOL_CHECK={check!r}: use 'socket' or 'ping'")
+    if check == "socket" and make_url(config["SQLALCHEMY_DATABASE_URI"]).get_backend_name() == "postgresql":
+        options["pool_pre_ping"] = False  # init_app checks the socket instead
     config["SQLALCHEMY_ENGINE_OPTIONS"] = options
 
 
@@ -36,3 +75,33 @@ def init_app(app: Flask) -> None:
         engine: Engine = db.engine
         if engine.dialect.name == "sqlite" and not event.contains(engine, "connect", _sqlite_pragmas):
             event.listen(engine, "connect", _sqlite_pragmas)
+        if (engine.dialect.name == "postgresql" and app.config["DB_POOL_CHECK"] == "socket"
+                and not event.contains(engine, "checkout", _server_said_goodbye)):
+            event.listen(engine, "checkout", _server_said_goodbye)
+
+
+@contextmanager
+def read_connection() -> Iterator[Connection]:
+    """A connection for reads that need no transaction of their own (one statement each, or statements that need
+    not agree with each other).
+
+    While the request's session has a transaction going, its connection: what the request wrote or read stays in
+    view. Otherwise, on PostgreSQL, a pooled connection in autocommit: psycopg2 sends no BEGIN before the statement
+    and the pool no ROLLBACK after it, two round trips of three for an uncached read. Elsewhere, the session's.
+
+    Autocommit is switched on the driver's connection, and off again before the pool has it back, rather than with
+    SQLAlchemy's isolation_level option: that one makes the pool set the isolation level explicitly when the
+    connection returns, after which psycopg2 spends a round trip on every later switch.
+    """
+    session = db.session()  # this request's Session (db.session is its registry)
+    if session.in_transaction() or db.engine.dialect.name != "postgresql":
+        yield session.connection()
+        return
+    with db.engine.connect() as connection:
+        driver = connection.connection.dbapi_connection
+        driver.autocommit = True
+        try:
+            yield connection
+        finally:
+            if not connection.invalidated and not driver.closed:
+                driver.autocommit = False

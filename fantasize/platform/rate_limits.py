@@ -11,7 +11,8 @@ read when the app is built, which is why `init_app` runs after the API is regist
 after version resolution and carries API-Version).
 
 Counters live in limit_storage's Redis storage: a hit is one round trip that also answers the figures of the
-X-RateLimit-* headers, and a cached read's page lookup rides in it (DESIGN.md "The request budget").
+X-RateLimit-* headers, and a cached read's page lookup rides in it (DESIGN.md "The request budget"). Which limits
+apply to a route is worked out on its first request and kept (RouteLimits), not rebuilt on every request.
 
 Limits run before the view authenticates, so the client key checks the bearer token itself (tokens.session_user_id:
 signature, expiry, and the token version through a short in-process cache, so a signed-out or deactivated user's
@@ -36,6 +37,8 @@ from functools import partial
 
 from flask import Flask, Response, has_request_context, request
 from flask_limiter import Limit, Limiter, RateLimitExceeded, RequestLimit
+from flask_limiter._limits import RuntimeLimit
+from flask_limiter._manager import LimitManager
 from limits import parse_many
 from redis.backoff import NoBackoff
 from redis.retry import Retry
@@ -198,6 +201,8 @@ def _check_settings(config: dict) -> None:
 
 
 def default_limits(app: Flask) -> list[Limit]:
+    """The general limit and the tiers. Each provider answers from the route and from whether a signed-in user asks,
+    nothing else: RouteLimits keeps what they resolve to under exactly those."""
     config = app.config
     _check_settings(config)
     tiers_of = route_tiers(app)
@@ -226,6 +231,88 @@ def default_limits(app: Flask) -> list[Limit]:
         *(Limit(tier_limit(name, config[tier.setting]), key_function=tier.key, scope=name, shared=True,
                 exempt_when=without_email if tier.needs_email else None) for name, tier in TIERS.items()),
     ]
+
+
+class RouteLimits(LimitManager):
+    """Flask-Limiter's limit manager, answering each kind of request from a memo.
+
+    Which limits apply depends only on the route (endpoint, blueprint, method) and on whether a signed-in user asks
+    (the general limit's size; the tiers are per route): `default_limits` says so. Flask-Limiter would otherwise call
+    every provider, parse its limit string, build its limit objects and walk the blueprint exemptions again on every
+    request. Declaring a limit or an exemption later (Limiter.limit, .exempt, a blueprint limit) forgets the memo.
+    """
+
+    def __init__(self, *args, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        self._resolved: dict[tuple, tuple[list[RuntimeLimit], list[RuntimeLimit]]] = {}
+        self._exemptions: dict[tuple, object] = {}
+
+    @classmethod
+    def taking_over(cls, manager: LimitManager) -> RouteLimits:
+        return cls(application_limits=manager._application_limits, default_limits=manager._default_limits,
+                   decorated_limits=manager._decorated_limits, blueprint_limits=manager._blueprint_limits,
+                   route_exemptions=manager._route_exemptions, blueprint_exemptions=manager._blueprint_exemptions)
+
+    def forget(self) -> None:
+        self._resolved.clear()
+        self._exemptions.clear()
+
+    def resolve_limits(self, app: Flask, endpoint: str | None = None, blueprint: str | None = None,
+                       callable_name: str | None = None, in_middleware: bool = False,
+                       marked_for_limiting: bool = False) -> tuple[list[RuntimeLimit], ...]:
+        key = (endpoint, blueprint, callable_name, in_middleware, marked_for_limiting, request.method,
+               signed_in_user_id() is not None)
+        resolved = self._resolved.get(key)
+        if resolved is None:
+            resolved = self._resolved[key] = super().resolve_limits(app, endpoint, blueprint, callable_name,
+                                                                    in_middleware, marked_for_limiting)
+        return tuple(list(limits) for limits in resolved)
+
+    def exemption_scope(self, app: Flask, endpoint: str | None, blueprint: str | None):
+        key = (endpoint, blueprint)
+        scope = self._exemptions.get(key)
+        if scope is None:
+            scope = self._exemptions[key] = super().exemption_scope(app, endpoint, blueprint)
+        return scope
+
+    # Whatever changes what a request resolves to forgets the memo.
+
+    def set_application_limits(self, limits) -> None:
+        super().set_application_limits(limits)
+        self.forget()
+
+    def set_default_limits(self, limits) -> None:
+        super().set_default_limits(limits)
+        self.forget()
+
+    def add_decorated_limit(self, route, limit, override=False) -> None:
+        super().add_decorated_limit(route, limit, override)
+        self.forget()
+
+    def add_blueprint_limit(self, blueprint, limit) -> None:
+        super().add_blueprint_limit(blueprint, limit)
+        self.forget()
+
+    def add_route_exemption(self, route, scope) -> None:
+        super().add_route_exemption(route, scope)
+        self.forget()
+
+    def add_blueprint_exemption(self, blueprint, scope) -> None:
+        super().add_blueprint_exemption(blueprint, scope)
+        self.forget()
+
+    def add_endpoint_hint(self, endpoint, callable) -> None:  # noqa: A002 - Flask-Limiter's parameter name
+        if callable not in self._endpoint_hints.get(endpoint, ()):
+            super().add_endpoint_hint(endpoint, callable)
+            self.forget()
+
+
+class RouteLimiter(Limiter):
+    """Flask-Limiter's Limiter with RouteLimits as its limit manager."""
+
+    def __init__(self, *args, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        self.limit_manager = RouteLimits.taking_over(self.limit_manager)
 
 
 def storage_options(config: dict) -> dict:
@@ -283,7 +370,7 @@ def init_app(app: Flask) -> None:
     if not config["RATELIMIT_ENABLED"]:
         return
     redis_url = config.get("REDIS_URL")
-    limiter = Limiter(
+    limiter = RouteLimiter(
         key_func=client_key,
         default_limits=default_limits(app),
         # fantasize+redis:// is limit_storage's storage: one round trip per hit, headers included, riders welcome.

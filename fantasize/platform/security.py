@@ -14,6 +14,7 @@ from urllib.parse import urlsplit
 
 from flask import Flask, Response, current_app, request
 from flask_talisman import DENY, Talisman
+from werkzeug.datastructures import Headers
 
 EXTENSION = "fantasize.security"
 
@@ -67,16 +68,66 @@ class SecurityHeaders(Talisman):
 
     Talisman's own per-view options live on the view function, which every app in the process shares and which
     Talisman fills in with the first app's settings; looking pages up by endpoint keeps each app's settings its own.
+
+    Talisman works out its options and writes every header value (the policy strings above all) again on each
+    request; here both are worked out once per kind of request (endpoint, HTTPS-exempt path) and kept, with the page
+    policy they were made from: a policy replaced or changed in PAGE_POLICIES is picked up on the next request. Only
+    Strict-Transport-Security, which depends on the request, is still decided per request, by Talisman.
     """
 
-    def _get_local_options(self) -> dict[str, Any]:
+    def __init__(self, app: Flask | None = None, **kwargs: Any) -> None:
+        self._kinds: dict[tuple[str | None, bool], _Kind] = {}
+        super().__init__(app, **kwargs)
+
+    def _kind(self) -> _Kind:
+        endpoint = request.endpoint
+        key = (endpoint, request.path.startswith(HTTPS_EXEMPT_PATHS))
+        policy = PAGE_POLICIES.get(endpoint or "")
+        snapshot = None if policy is None else tuple(policy.items())
+        kind = self._kinds.get(key)
+        if kind is None or kind.snapshot != snapshot:
+            kind = self._kinds[key] = _Kind(snapshot, self._work_out_options(policy, key[1]))
+        return kind
+
+    def _work_out_options(self, policy: dict[str, str] | None, https_exempt: bool) -> dict[str, Any]:
         options = dict(super()._get_local_options())
-        policy = PAGE_POLICIES.get(request.endpoint or "")
         if policy is not None:
-            options["content_security_policy"] = policy
-        if request.path.startswith(HTTPS_EXEMPT_PATHS):
+            options["content_security_policy"] = dict(policy)
+        if https_exempt:
             options["force_https"] = False
         return options
+
+    def _get_local_options(self) -> dict[str, Any]:
+        return self._kind().options  # read-only: Talisman only reads its options
+
+    def _set_response_headers(self, response: Response) -> Response:
+        kind = self._kind()
+        if kind.options["content_security_policy_nonce_in"]:  # a nonce differs per request: Talisman's own way
+            return super()._set_response_headers(response)
+        if kind.headers is None:
+            # Talisman's own methods write the values, once, into a scratch set; the order is Talisman's.
+            scratch, options = Headers(), kind.options
+            self._set_feature_policy_headers(scratch, options)
+            self._set_permissions_policy_headers(scratch, options)
+            self._set_document_policy_headers(scratch, options)
+            self._set_frame_options_headers(scratch, options)
+            self._set_content_security_policy_headers(scratch, options)
+            kind.headers = tuple(scratch.items())
+        headers = response.headers
+        for name, value in kind.headers:
+            headers[name] = value
+        self._set_hsts_headers(headers)
+        self._set_referrer_policy_headers(headers)
+        return response
+
+
+@dataclass
+class _Kind:
+    """What SecurityHeaders keeps for one kind of request."""
+
+    snapshot: tuple[tuple[str, str], ...] | None  # the page policy it was made from
+    options: dict[str, Any]
+    headers: tuple[tuple[str, str], ...] | None = None
 
 
 @dataclass(frozen=True)

@@ -38,7 +38,13 @@ from fantasize.services.product_reads import ROW_FIELDS, SellableRow
 
 # The schemas' own field formatters, so money and times are written exactly as they write them.
 _money = Money()._serialize
-_time = UTCDateTime()._serialize
+_schema_time = UTCDateTime()._serialize
+
+
+def _time(value: datetime | str | None, _attr: None, _obj: None) -> str | None:
+    # PostgreSQL reads give the time already written in the schema's format (product_reads._output_time).
+    return value if isinstance(value, str) else _schema_time(value, None, None)
+
 HUNDRED = Decimal(100)
 # The leading fields `_common` unpacks, in product_reads' order; the next is the materials or items.
 ROW_FIELDS_USED = len(ROW_FIELDS)
@@ -198,3 +204,53 @@ def dump(result: SellableRow | list[SellableRow], schema: type[Schema]) -> Any:
         raise RuntimeError(f"product_rows unpacks {ROW_FIELDS}, not {rows[0]._fields}")
     rendered = [renderer.one(row, ctx) for row in rows]
     return rendered[0] if isinstance(result, SellableRow) else rendered
+
+
+# The home page (services.discovery.home): its products are rows, rendered as above; the offers' own fields and the
+# categories by their schemas. Keys in the schema's order, read from it (a field added there and not here fails).
+_HOME_KEYS: dict[type[Schema], tuple[tuple[str, str], ...]] = {}
+
+
+def _nested(schema: type[Schema], name: str) -> type[Schema]:
+    """The schema class a `List(Nested(...))` field of `schema` holds."""
+    return schema._declared_fields[name].inner.nested
+
+
+def dump_home(home: Any, schema: type[Schema]) -> dict[str, Any]:
+    """What `schema().dump(home)` gives for a HomePage whose products are ORM objects, from one whose products
+    are rows (HomeSchema and HomeV2Schema; tests/test_product_rows.py compares both)."""
+    keys = _HOME_KEYS.get(schema)
+    if keys is None:
+        keys = _HOME_KEYS[schema] = tuple((name, field.data_key or name) for name, field in
+                                          schema().dump_fields.items())
+    products = _nested(schema, "new_arrivals")
+    showcase = _nested(schema, "current_offers")
+    showcase_products = _nested(showcase, "products")
+    offer_fields = showcase(exclude=("products",))
+    products_key = showcase().dump_fields["products"].data_key or "products"
+    values = {
+        "new_arrivals": dump(list(home.new_arrivals), products),
+        "top_rated": dump(list(home.top_rated), products),
+        "current_offers": [{**offer_fields.dump(shown), products_key: dump(list(shown.products), showcase_products)}
+                           for shown in home.current_offers],
+        "categories": _nested(schema, "categories")(many=True).dump(home.categories),
+    }
+    return {key: values[name] for name, key in keys}
+
+
+_SEARCH_KEYS: dict[type[Schema], tuple[tuple[str, str], ...]] = {}
+
+
+def dump_search(results: Any, schema: type[Schema]) -> dict[str, Any]:
+    """What `schema().dump(results)` gives for SearchResults of ORM objects, from SearchResults whose products and
+    packages are rows (SearchResultsSchema and its v2; tests/test_product_rows.py compares both)."""
+    keys = _SEARCH_KEYS.get(schema)
+    if keys is None:
+        keys = _SEARCH_KEYS[schema] = tuple((name, field.data_key or name) for name, field in
+                                            schema().dump_fields.items())
+    values = {
+        "products": dump(list(results.products), _nested(schema, "products")),
+        "packages": dump(list(results.packages), _nested(schema, "packages")),
+        "categories": _nested(schema, "categories")(many=True).dump(results.categories),
+    }
+    return {key: values[name] for name, key in keys}

@@ -5,19 +5,20 @@ Every section is one bounded query (plus the fixed eager loads of what it render
 
 from __future__ import annotations
 
+import functools
 from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import ColumnElement, Select, and_, case, func, or_, select
-from sqlalchemy.orm import joinedload, selectinload
+from sqlalchemy import ColumnElement, Select, and_, bindparam, case, func, or_, select
+from sqlalchemy.orm import selectinload
 
 from fantasize.extensions import db
 from fantasize.models import Brand, Category, Material, Offer, Package, Product, ProductMaterial, SubCategory
 from fantasize.models.base import utcnow
-from fantasize.services.products import PACKAGE_LOADS, PRODUCT_LOADS
+from fantasize.services import product_reads
 
 # No stemming and no stop words: shop names are brand-like words in any language, matched as written.
 TEXT_SEARCH_CONFIG = "simple"
@@ -25,30 +26,30 @@ HOME_SECTION_SIZE = 8
 HOME_OFFERS = 6
 PRODUCTS_PER_OFFER = 4
 
-_ITEM_LOADS = {
-    Product: (joinedload(Product.offer), *PRODUCT_LOADS),
-    Package: (joinedload(Package.offer), *PACKAGE_LOADS),
-}
 _CATEGORY_LOADS = (selectinload(Category.subcategories), selectinload(Category.image))
 
 
 @dataclass(frozen=True)
 class SearchResults:
-    products: Sequence[Product]
-    packages: Sequence[Package]
+    """What a search found; products and packages as product rows (see `_search_items`)."""
+
+    products: Sequence[Any]
+    packages: Sequence[Any]
     categories: Sequence[Category]
 
 
 @dataclass(frozen=True)
 class OfferShowcase:
     offer: Offer
-    products: Sequence[Product]
+    products: Sequence[Any]  # product rows (services.product_reads), or Product objects
 
 
 @dataclass(frozen=True)
 class HomePage:
-    new_arrivals: Sequence[Product]
-    top_rated: Sequence[Product]
+    """The home page's sections; the products as product rows (see `home`), rendered by schemas.product_rows."""
+
+    new_arrivals: Sequence[Any]
+    top_rated: Sequence[Any]
     current_offers: Sequence[OfferShowcase]
     categories: Sequence[Category]
 
@@ -81,13 +82,14 @@ def _ranked_match(name: Any, description: Any | None, q: str) -> tuple[ColumnEle
 
 
 def _search_items(model: type[Product] | type[Package], q: str, limit: int) -> Sequence[Any]:
+    """The matches as product rows (services.product_reads), rendered by schemas.product_rows."""
     condition, order = _ranked_match(model.name, model.description, q)
     stmt = (
-        select(model).options(*_ITEM_LOADS[model])
+        product_reads.item_rows(model, _dialect())
         .where(model.is_active.is_(True), condition)
         .order_by(*order, model.id).limit(limit)
     )
-    return db.session.scalars(stmt).unique().all()
+    return product_reads.read_rows(stmt)
 
 
 def search(q: str, limit: int) -> SearchResults:
@@ -106,11 +108,32 @@ def search(q: str, limit: int) -> SearchResults:
     )
 
 
-def _active_products() -> Select:
-    return select(Product).options(*_ITEM_LOADS[Product]).where(Product.is_active.is_(True))
+@functools.cache
+def _home_statements(dialect: str) -> tuple[Select, Select, Select]:
+    """The home page's product reads, in product_rows' row shape (rendered by schemas.product_rows, no ORM objects):
+    the newest, the best rated, and the newest few of each offer (offer ids as an expanding parameter). Built once:
+    every value is a parameter, so SQLAlchemy keys each statement once."""
+    rows = product_reads.item_rows(Product, dialect)
+    active = Product.is_active.is_(True)
+    newest = rows.where(active).order_by(Product.created_at.desc(), Product.id.desc()).limit(HOME_SECTION_SIZE)
+    best = (rows.where(active).order_by(Product.rating_average.desc(), Product.rating_count.desc(), Product.id)
+            .limit(HOME_SECTION_SIZE))
+    # The newest few products of every offer in one statement: number them within each offer, keep the first few.
+    position = func.row_number().over(
+        partition_by=Product.offer_id, order_by=(Product.created_at.desc(), Product.id.desc())
+    ).label("position")
+    numbered = (
+        select(Product.id, position)
+        .where(active, Product.offer_id.in_(bindparam("offer_ids", expanding=True)))
+        .subquery()
+    )
+    showcased = (rows.join(numbered, numbered.c.id == Product.id)
+                 .where(active, numbered.c.position <= PRODUCTS_PER_OFFER)
+                 .order_by(Product.offer_id, numbered.c.position))
+    return newest, best, showcased
 
 
-def _offer_showcases(now: datetime) -> list[OfferShowcase]:
+def _offer_showcases(now: datetime, showcased: Select) -> list[OfferShowcase]:
     offers = db.session.scalars(
         select(Offer)
         .where(Offer.is_active.is_(True), Offer.valid_from <= now, Offer.valid_to > now)
@@ -118,39 +141,21 @@ def _offer_showcases(now: datetime) -> list[OfferShowcase]:
     ).all()
     if not offers:
         return []
-    # The newest few products of every offer in one query: number them within each offer, keep the first few.
-    position = func.row_number().over(
-        partition_by=Product.offer_id, order_by=(Product.created_at.desc(), Product.id.desc())
-    ).label("position")
-    numbered = (
-        select(Product.id, position)
-        .where(Product.is_active.is_(True), Product.offer_id.in_([offer.id for offer in offers]))
-        .subquery()
-    )
-    products = db.session.scalars(
-        _active_products().join(numbered, numbered.c.id == Product.id)
-        .where(numbered.c.position <= PRODUCTS_PER_OFFER)
-        .order_by(Product.offer_id, numbered.c.position)
-    ).unique().all()
-    by_offer: dict[int, list[Product]] = defaultdict(list)
-    for product in products:
-        by_offer[product.offer_id].append(product)
+    by_offer: dict[int, list[Any]] = defaultdict(list)
+    for row in product_reads.read_rows(showcased, {"offer_ids": [offer.id for offer in offers]}):
+        by_offer[row.offer_id].append(row)
     return [OfferShowcase(offer, by_offer[offer.id]) for offer in offers]
 
 
 def home() -> HomePage:
-    """Newest and best-rated active products, the offers running now, and the active categories."""
-    newest = _active_products().order_by(Product.created_at.desc(), Product.id.desc()).limit(HOME_SECTION_SIZE)
-    best = (
-        _active_products()
-        .order_by(Product.rating_average.desc(), Product.rating_count.desc(), Product.id)
-        .limit(HOME_SECTION_SIZE)
-    )
+    """Newest and best-rated active products, the offers running now, and the active categories. The products are
+    rows for schemas.product_rows (`HomePage.rows`), the offers and categories ORM objects."""
+    newest, best, showcased = _home_statements(_dialect())
     categories = select(Category).options(*_CATEGORY_LOADS).where(Category.is_active.is_(True))
     return HomePage(
-        new_arrivals=db.session.scalars(newest).unique().all(),
-        top_rated=db.session.scalars(best).unique().all(),
-        current_offers=_offer_showcases(utcnow()),
+        new_arrivals=product_reads.read_rows(newest),
+        top_rated=product_reads.read_rows(best),
+        current_offers=_offer_showcases(utcnow(), showcased),
         categories=db.session.scalars(categories.order_by(Category.name, Category.id)).all(),
     )
 

@@ -9,7 +9,7 @@ generations when a transaction that wrote catalogue tables commits.
 from __future__ import annotations
 
 from flask import Flask
-from redis import BlockingConnectionPool, Redis
+from redis import Redis
 from redis.backoff import NoBackoff
 from redis.retry import Retry
 
@@ -18,6 +18,7 @@ from fantasize.platform.cache.domains import DOMAINS
 from fantasize.platform.cache.invalidation import init_session_events
 from fantasize.platform.cache.pages import EXTENSION, HEADER, OFFER_CHANGE, page_store, release_unused_lookup
 from fantasize.platform.cache.store import LocalBackend, PageStore, RedisBackend
+from fantasize.platform.limit_storage import LendingPool, connection_options
 
 # How long a request waits for a free pooled Redis connection before the cache counts as unreachable.
 POOL_WAIT_SECONDS = 2
@@ -34,9 +35,10 @@ def init_app(app: Flask) -> None:
         # One immediate retry lets a pooled connection that Redis dropped (a restart) reconnect; no backoff, so a
         # dead Redis costs at most two short timeouts before the breaker opens. A blocking pool: a request that
         # finds every connection busy waits for one (redis-py's default pool would raise, opening the breaker).
-        pool = BlockingConnectionPool.from_url(cfg["REDIS_URL"], max_connections=cfg["REDIS_MAX_CONNECTIONS"],
+        pool = LendingPool.from_url(cfg["REDIS_URL"], max_connections=cfg["REDIS_MAX_CONNECTIONS"],
                                                timeout=POOL_WAIT_SECONDS, socket_timeout=timeout,
-                                               socket_connect_timeout=timeout, retry=Retry(NoBackoff(), 1))
+                                               socket_connect_timeout=timeout, retry=Retry(NoBackoff(), 1),
+                                               **connection_options())
         client = Redis(connection_pool=pool)
         cache.init_app(app, config={"CACHE_TYPE": "RedisCache", "CACHE_REDIS_HOST": client})
         backend = RedisBackend(client, cfg["CACHE_KEY_PREFIX"])

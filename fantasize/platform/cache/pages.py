@@ -48,7 +48,7 @@ def page_store(app: Flask | None = None) -> PageStore | None:
 
 def base_key() -> str:
     """Version + path + the query sorted by name and value; the page key adds the generations to it (store.page_key)."""
-    query = urlencode(sorted(request.args.items(multi=True)))
+    query = urlencode(sorted(request.args.items(multi=True))) if request.query_string else ""  # no query: no parse
     parts = (g.get("api_version") or "", request.path, query)
     return hashlib.sha256("\n".join(parts).encode()).hexdigest()
 
