@@ -485,7 +485,9 @@ def run_realtime(env_base: dict[str, str], bin_dir: Path, database_url: str, red
                               client_processes=client_processes, concurrency=concurrency,
                               connect_timeout=connect_timeout, profile_dir=profile_dir, profile_apps=profile_apps)
     LOGS.mkdir(parents=True, exist_ok=True)
-    python = bin_dir / "python"
+    # The clients run from this process's interpreter (the project's .venv, with aiohttp): the servers' virtualenv
+    # (bench/run serves from one built from requirements.txt alone) has no client side.
+    python = Path(sys.executable)
     product = first_product(database_url) if "fantasize" in apps else 1  # the ceiling has any product
     admin = create_admin(env_base, bin_dir) if "fantasize" in apps else None
     rows = []
