@@ -138,3 +138,20 @@ def test_a_disconnected_socket_is_forgotten(app, factory, rt):
     assert len(rt.registry) == 1
     sock.disconnect()
     assert len(rt.registry) == 0
+
+
+@pytest.mark.parametrize(("origin", "allowed"), [
+    (None, True),  # not a browser
+    ("http://localhost", True),  # the app's own origin (the test client's Host)
+    ("https://shop.example.com", True),  # CORS_ORIGIN
+    ("http://127.0.0.1:5000", True),  # PUBLIC_BASE_URL's
+    ("https://evil.example", False),
+    ("null", False),
+])
+def test_sockets_open_from_the_apps_own_origin_and_cors_origins_only(make_app, origin, allowed):
+    app = make_app(CORS_ORIGIN="https://shop.example.com", PUBLIC_BASE_URL="http://127.0.0.1:5000")
+    headers = {"Origin": origin} if origin else {}
+    answer = app.test_client().get("/socket.io/?EIO=4&transport=polling", headers=headers)
+    assert answer.status_code == (200 if allowed else 400), answer.data
+    if allowed and origin:
+        assert answer.headers["Access-Control-Allow-Origin"] == origin
