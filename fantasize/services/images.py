@@ -18,8 +18,6 @@ import struct
 import zlib
 from collections.abc import Iterator
 
-from PIL import ExifTags, Image
-
 Buffer = bytes | mmap.mmap
 
 
@@ -285,6 +283,8 @@ def orientation_exif(orientation: int | None) -> bytes | None:
     the default orientation (1) or a value that is none (EXIF defines 1 to 8)."""
     if orientation not in range(2, 9):
         return None
+    from PIL import ExifTags, Image  # only an upload needs Pillow
+
     exif = Image.Exif()
     exif[ExifTags.Base.Orientation] = orientation
     return exif.tobytes()[len(b"Exif\0\0"):]

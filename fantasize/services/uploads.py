@@ -24,13 +24,12 @@ import unicodedata
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import IO
+from typing import IO, TYPE_CHECKING
 from urllib.parse import urlencode
 
 from filetype.match import match
 from filetype.types import archive, image
 from flask import current_app
-from PIL import ExifTags, Image
 from sqlalchemy import or_, select
 
 from fantasize.errors import NotFound, PayloadTooLarge, UnsupportedMediaType, ValidationFailed
@@ -38,6 +37,9 @@ from fantasize.extensions import db
 from fantasize.models import Category, Package, PackageImage, Product, ProductImage, Upload, User
 from fantasize.services import images
 from fantasize.services.common import commit
+
+if TYPE_CHECKING:
+    from PIL import Image
 
 log = logging.getLogger("fantasize.uploads")
 
@@ -84,6 +86,8 @@ def check_image(path: Path, mime: str) -> int | None:
             raise _not_an_image("The image is truncated or malformed.")
         if data[end:].strip(b"\0"):
             raise _not_an_image("The file has other data after the end of its image.")
+    from PIL import Image  # here, not at import: a serving worker that never takes an upload never loads Pillow
+
     config = current_app.config
     try:
         with Image.open(path, formats=[PILLOW_FORMATS[mime]]) as picture:
@@ -100,6 +104,8 @@ def check_image(path: Path, mime: str) -> int | None:
 
 
 def _orientation(picture: Image.Image) -> int | None:
+    from PIL import ExifTags
+
     try:
         return picture.getexif().get(ExifTags.Base.Orientation)
     except Exception:  # unreadable EXIF is dropped with the rest; it does not make the image unacceptable
