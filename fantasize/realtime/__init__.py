@@ -50,7 +50,6 @@ class Realtime:
         self.queue_url: str | None = cfg.get("SOCKETIO_MESSAGE_QUEUE") or None
         self.prefix = f"{cfg['CACHE_KEY_PREFIX']}realtime:"
         self.instance_id = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:6]}"
-        self.started_at = time.time()
         self.sweep_seconds = max(1, cfg["SOCKET_SWEEP_SECONDS"])
         self.async_mode = "gevent" if under_gevent() else "threading"
         manager = None

@@ -85,6 +85,3 @@ class Registry:
 
     def signed_in(self) -> Iterator[Socket]:
         return (socket for socket in self.snapshot() if socket.signed_in is not None)
-
-    def of_user(self, user_id: int) -> list[Socket]:
-        return [socket for socket in self.signed_in() if socket.signed_in.user_id == user_id]
