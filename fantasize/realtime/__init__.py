@@ -20,12 +20,14 @@ import sys
 import threading
 import time
 import uuid
+from functools import cached_property
 from typing import Any
 from urllib.parse import urlsplit
 
 import socketio as python_socketio
 from flask import Flask
 from flask_socketio import SocketIO
+from redis import Redis
 
 from fantasize.realtime import guard, handlers, live, outbox
 from fantasize.realtime.sockets import Registry, SignedIn, Socket, order_room, user_room
@@ -107,6 +109,12 @@ class Realtime:
         if public.scheme and public.netloc:
             own.add(f"{public.scheme}://{public.netloc}")
         return origin in own or cors_origins(self.app).allows(origin)
+
+    @cached_property
+    def redis(self) -> Redis:
+        """A client of the message queue's Redis for what is not Socket.IO's own traffic (revocations, figures):
+        short timeouts, so a request reading the figures never hangs on a dead Redis."""
+        return Redis.from_url(self.queue_url, socket_connect_timeout=0.5, socket_timeout=1)
 
     # Sessions
 

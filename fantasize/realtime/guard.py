@@ -79,19 +79,10 @@ def revoked(realtime: Realtime, user_id: int) -> None:
     check(realtime, [user_id])
     if realtime.queue_url:
         try:
-            client = _client(realtime)
-            client.publish(channel(realtime), json.dumps({"userId": user_id}))
+            realtime.redis.publish(channel(realtime), json.dumps({"userId": user_id}))
         except RedisError:
             log.warning("could not publish a revocation; other instances catch up within their sweep",
                         extra={"userId": user_id})
-
-
-def _client(realtime: Realtime) -> Redis:
-    client = getattr(realtime, "_guard_client", None)
-    if client is None:
-        client = Redis.from_url(realtime.queue_url, socket_connect_timeout=1, socket_timeout=2)
-        realtime._guard_client = client
-    return client
 
 
 def _first_expiry(realtime: Realtime) -> float:

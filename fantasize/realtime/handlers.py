@@ -7,7 +7,6 @@ acknowledgement (an error as `{"error": {code, message}}`). Each socket may send
 from __future__ import annotations
 
 import logging
-import re
 from collections.abc import Callable
 from typing import Any
 
@@ -18,13 +17,12 @@ from sqlalchemy import select
 from fantasize.errors import Unauthorized
 from fantasize.extensions import db
 from fantasize.models import Order, Product
+from fantasize.models.base import row_id
 from fantasize.realtime.sockets import SignedIn, Socket, inventory_room, order_room, user_room
 from fantasize.services import tokens
 
 log = logging.getLogger("fantasize.realtime")
 
-MAX_ID = 2**31 - 1
-_DIGITS = re.compile(r"[1-9][0-9]{0,9}")
 Reply = dict[str, Any]
 
 
@@ -43,11 +41,19 @@ def _id_of(value: Any, key: str) -> int | None:
     """An id given as a number, a string of digits or `{key: id}`; None when it is not one."""
     if isinstance(value, dict) and set(value) == {key}:
         value = value[key]
-    if isinstance(value, str) and _DIGITS.fullmatch(value):
-        value = int(value)
-    if isinstance(value, int) and not isinstance(value, bool) and 1 <= value <= MAX_ID:
-        return value
-    return None
+    return row_id(value)
+
+
+def _untrack(event: str, socket: Socket, value: Any, key: str, tracked: set[int], room: Callable[[int], str]
+             ) -> Reply:
+    """Leave a room the socket joined with the matching track_ event (leaving one it is not in is no error)."""
+    ident = _id_of(value, key)
+    if ident is None:
+        return refuse(event, "VALIDATION_ERROR", f"{key} must be a positive integer")
+    if ident in tracked:
+        leave_room(room(ident))
+        tracked.discard(ident)
+    return reply("untracked", {key: ident})
 
 
 def _realtime():
@@ -140,13 +146,7 @@ def register(socketio: SocketIO, per_minute: Callable[[], int]) -> None:
 
     @client_event("untrack_order")
     def untrack_order(socket: Socket, value: Any) -> Reply:
-        order_id = _id_of(value, "orderId")
-        if order_id is None:
-            return refuse("untrack_order", "VALIDATION_ERROR", "orderId must be a positive integer")
-        if order_id in socket.orders:
-            leave_room(order_room(order_id))
-            socket.orders.discard(order_id)
-        return reply("untracked", {"orderId": order_id})
+        return _untrack("untrack_order", socket, value, "orderId", socket.orders, order_room)
 
     @client_event("track_inventory")
     def track_inventory(socket: Socket, value: Any) -> Reply:
@@ -164,13 +164,7 @@ def register(socketio: SocketIO, per_minute: Callable[[], int]) -> None:
 
     @client_event("untrack_inventory")
     def untrack_inventory(socket: Socket, value: Any) -> Reply:
-        product_id = _id_of(value, "productId")
-        if product_id is None:
-            return refuse("untrack_inventory", "VALIDATION_ERROR", "productId must be a positive integer")
-        if product_id in socket.products:
-            leave_room(inventory_room(product_id))
-            socket.products.discard(product_id)
-        return reply("untracked", {"productId": product_id})
+        return _untrack("untrack_inventory", socket, value, "productId", socket.products, inventory_room)
 
     @socketio.on_error_default
     def on_error(exc: Exception) -> Reply:

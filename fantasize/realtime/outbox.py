@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Any
 from flask import current_app
 
 from fantasize import events
+from fantasize.models.base import iso_utc
 from fantasize.realtime.sockets import inventory_room, order_room, user_room
 from fantasize.services.orders import details_for_customer
 
@@ -28,12 +29,6 @@ if TYPE_CHECKING:
 log = logging.getLogger("fantasize.realtime")
 # What an inventory tracker (anyone) may learn of why stock moved: never an order id or who moved it.
 PUBLIC_STOCK_DETAILS = ("reason", "change", "delta")
-
-
-def timestamp(at: datetime) -> str:
-    if at.tzinfo is None:
-        at = at.replace(tzinfo=UTC)
-    return at.astimezone(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
 class Outbox:
@@ -83,22 +78,22 @@ class Outbox:
 def order_status_payload(event: events.OrderStatusChanged) -> dict[str, Any]:
     # Whoever tracks an order (its owner, or an admin) hears what the owner may see of the details.
     return {"orderId": event.order_id, "status": event.status, "previousStatus": event.previous_status,
-            "details": details_for_customer(event.details), "timestamp": timestamp(event.at)}
+            "details": details_for_customer(event.details), "timestamp": iso_utc(event.at)}
 
 
 def inventory_payload(event: events.StockChanged) -> dict[str, Any]:
     shown = {key: event.details[key] for key in PUBLIC_STOCK_DETAILS if key in (event.details or {})}
     return {"productId": event.item_id, "quantity": event.quantity, "previousQuantity": event.previous_quantity,
-            "details": shown or None, "timestamp": timestamp(event.at)}
+            "details": shown or None, "timestamp": iso_utc(event.at)}
 
 
 def notification_payload(event: events.NotificationCreated) -> dict[str, Any]:
     return {"id": event.notification_id, "title": event.title, "message": event.message, "type": event.type,
-            "data": event.data, "timestamp": timestamp(event.at)}
+            "data": event.data, "timestamp": iso_utc(event.at)}
 
 
 def announcement_payload(title: str, message: str, type: str, at: datetime) -> dict[str, Any]:
-    return {"title": title, "message": message, "type": type, "timestamp": timestamp(at)}
+    return {"title": title, "message": message, "type": type, "timestamp": iso_utc(at)}
 
 
 # After-commit subscribers

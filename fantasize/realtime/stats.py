@@ -11,10 +11,12 @@ import json
 import logging
 import os
 import time
+from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
-from redis import Redis
 from redis.exceptions import RedisError
+
+from fantasize.models.base import iso_utc
 
 if TYPE_CHECKING:
     from fantasize.realtime import Realtime
@@ -53,20 +55,12 @@ def local(realtime: Realtime) -> dict[str, Any]:
     }
 
 
-def _client(realtime: Realtime) -> Redis:
-    client = getattr(realtime, "_stats_client", None)
-    if client is None:
-        client = Redis.from_url(realtime.queue_url, socket_connect_timeout=0.5, socket_timeout=0.5)
-        realtime._stats_client = client
-    return client
-
-
 def publish(realtime: Realtime) -> None:
     if not realtime.queue_url:
         return
     key = _key(realtime)
     try:
-        pipe = _client(realtime).pipeline(transaction=False)
+        pipe = realtime.redis.pipeline(transaction=False)
         pipe.hset(key, realtime.instance_id, json.dumps(local(realtime)))
         # Stale entries are skipped by their staleAfter; the expiry only clears the hash once every instance stopped.
         pipe.expire(key, max(3600, realtime.sweep_seconds * 3))
@@ -77,12 +71,8 @@ def publish(realtime: Realtime) -> None:
 
 def _public(figures: dict[str, Any]) -> dict[str, Any]:
     shown = {key: value for key, value in figures.items() if key not in ("userIds", "staleAfter")}
-    shown["updatedAt"] = _iso(figures["updatedAt"])
+    shown["updatedAt"] = iso_utc(datetime.fromtimestamp(figures["updatedAt"], UTC))
     return shown
-
-
-def _iso(epoch: float) -> str:
-    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(epoch)) + f".{int(epoch % 1 * 1000):03d}Z"
 
 
 def collect(realtime: Realtime) -> dict[str, Any]:
@@ -94,13 +84,13 @@ def collect(realtime: Realtime) -> dict[str, Any]:
     if shared:
         try:
             now = time.time()
-            for field, raw in _client(realtime).hgetall(_key(realtime)).items():
+            for field, raw in realtime.redis.hgetall(_key(realtime)).items():
                 instance = field.decode()
                 figures = json.loads(raw)
                 if instance == realtime.instance_id:
                     continue
                 if figures.get("staleAfter", 0) < now:
-                    _client(realtime).hdel(_key(realtime), instance)
+                    realtime.redis.hdel(_key(realtime), instance)
                     continue
                 instances[instance] = figures
         except (RedisError, ValueError):

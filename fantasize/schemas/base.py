@@ -13,6 +13,8 @@ from typing import Any
 import nh3
 from marshmallow import EXCLUDE, RAISE, Schema, ValidationError, fields, pre_load, validate
 
+from fantasize.models.base import iso_utc
+
 
 def camelcase(name: str) -> str:
     head, *rest = name.split("_")
@@ -144,11 +146,7 @@ class UTCDateTime(fields.DateTime):
     """ISO-8601 with `Z` out; offsets accepted in and converted to UTC (naive input is taken as UTC)."""
 
     def _serialize(self, value, attr, obj, **kwargs):
-        if value is None:
-            return None
-        if value.tzinfo is None:
-            value = value.replace(tzinfo=UTC)
-        return value.astimezone(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+        return None if value is None else iso_utc(value)
 
     def _deserialize(self, value, attr, data, **kwargs) -> datetime:
         parsed = super()._deserialize(value, attr, data, **kwargs)

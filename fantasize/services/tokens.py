@@ -9,7 +9,6 @@ of current versions (`session_user_id`).
 from __future__ import annotations
 
 import logging
-import re
 import time
 import uuid
 from datetime import timedelta
@@ -21,25 +20,18 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from fantasize.errors import Unauthorized
 from fantasize.models import User
-from fantasize.models.base import utcnow
+from fantasize.models.base import row_id, utcnow
 
 log = logging.getLogger("fantasize.tokens")
 
 ALGORITHM = "HS256"
-# users.id is a 32-bit integer on PostgreSQL; a larger number names nobody (and overflows SQLite's driver).
-MAX_USER_ID = 2**31 - 1
-# ASCII digits in canonical form: str.isdigit() also takes "²" (which int() refuses) and int() takes "٣".
-_SUBJECT = re.compile(r"[1-9][0-9]{0,9}")
 _VERSIONS = "fantasize.token_versions"
 _MAX_CACHED_VERSIONS = 10_000
 
 
 def subject_id(subject: object) -> int | None:
     """The user id a token's `sub` names, or None when it is not one (a string of ASCII digits in the id range)."""
-    if not isinstance(subject, str) or not _SUBJECT.fullmatch(subject):
-        return None
-    user_id = int(subject)
-    return user_id if user_id <= MAX_USER_ID else None
+    return row_id(subject) if isinstance(subject, str) else None
 
 
 def _encode(claims: dict[str, Any], lifetime: int) -> str:
