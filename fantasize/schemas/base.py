@@ -104,9 +104,11 @@ class QuerySchema(InputSchema):
         unknown = EXCLUDE
 
     def on_bind_field(self, field_name: str, field_obj: fields.Field) -> None:
+        # `field_obj` is this instance's shallow copy of the declared field: its attributes may be replaced, but
+        # a list it holds is the declared field's own, shared by every instance, so it is never mutated here.
         field_obj.data_key = camelcase(field_obj.data_key or field_name)
-        if isinstance(field_obj, fields.Integer):
-            field_obj.validators.insert(0, DATABASE_INTEGER)
+        if isinstance(field_obj, fields.Integer) and DATABASE_INTEGER not in field_obj.validators:
+            field_obj.validators = [DATABASE_INTEGER, *field_obj.validators]
 
 
 class PageQuery(QuerySchema):
@@ -158,7 +160,9 @@ class StrictInteger(fields.Integer):
 
     def __init__(self, **kwargs):
         super().__init__(strict=True, **kwargs)
-        self.validators.insert(0, DATABASE_INTEGER)
+        # A new list, not an insert: copies of this field (one per schema instance) share the list they were
+        # copied with, so nothing may change it in place after construction.
+        self.validators = [DATABASE_INTEGER, *self.validators]
 
     def _deserialize(self, value, attr, data, **kwargs):
         if isinstance(value, bool):
