@@ -37,7 +37,8 @@ def _meta(**extra: Any) -> dict[str, Any]:
 
 def _link_header(page: Page) -> str | None:
     links = []
-    args = request.args.to_dict()
+    # Sorted by name, as the page cache keys the query: a page stored for `?b=1&a=2` is right for `?a=2&b=1` too.
+    args = dict(sorted(request.args.to_dict().items()))
     for rel, number in (("prev", page.page - 1), ("next", page.page + 1)):
         if 1 <= number <= page.pages:
             query = urlencode({**args, "page": number, "limit": page.limit})

@@ -47,8 +47,13 @@ def page_store(app: Flask | None = None) -> PageStore | None:
 
 
 def base_key() -> str:
-    """Version + path + the query sorted by name and value; the page key adds the generations to it (store.page_key)."""
-    query = urlencode(sorted(request.args.items(multi=True))) if request.query_string else ""  # no query: no parse
+    """Version + path + the query as the views read it; the page key adds the generations to it (store.page_key).
+
+    Every reader of the query (schemas, versioning, pagination links) takes the first value of a repeated parameter,
+    so the key holds exactly that, sorted by name: two URLs share a page only when their answers are the same
+    (`?limit=1&limit=3` is `?limit=1`, never `?limit=3&limit=1`).
+    """
+    query = urlencode(sorted(request.args.to_dict().items())) if request.query_string else ""  # no query: no parse
     parts = (g.get("api_version") or "", request.path, query)
     return hashlib.sha256("\n".join(parts).encode()).hexdigest()
 
