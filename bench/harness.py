@@ -17,9 +17,12 @@ Everything runs on this machine, traffic goes to 127.0.0.1 only, and whatever th
    a quarter for an uncached one) for both.
 4. Order placement: 50 buyers registered through the API, wrk posting one line over 40 restocked products with a
    fresh Idempotency-Key per request; the stock arithmetic checked against the database; wrk's own CPU reported.
-5. Real time (bench/realtime.py): N Socket.IO clients tracking one product on one gevent worker, Fantasize against
+5. Soak: the same cached URL with integer query parameters (SOAK_PATH) in SOAK_ROUNDS consecutive wrk runs on the
+   cached Fantasize: a worker must be as fast after them as before (last round >= 0.9x the first, by worker CPU
+   per request) and its RSS flat (< 5 MiB growth per worker); DESIGN.md "The request budget".
+6. Real time (bench/realtime.py): N Socket.IO clients tracking one product on one gevent worker, Fantasize against
    the minimal Flask-SocketIO ceiling (bench/realtime_ceiling.py), latency from the stock PATCH to each client.
-6. RSS of every gunicorn worker; the tables printed and written to bench/results/latest.md.
+7. RSS of every gunicorn worker; the tables printed and written to bench/results/latest.md.
 
 Worker class and counts default to what gunicorn.conf.py says (with WEB_CONCURRENCY=2); the options, or
 BENCH_WORKERS, BENCH_WORKER_CLASS, BENCH_THREADS, BENCH_WORKER_CONNECTIONS, change them for every server alike.
@@ -76,12 +79,17 @@ READS = {  # row key -> (path, the row's name); `{product}` is filled with the f
     "page": ("/api/v1/products", "`/api/v1/products` (default page)"),
     "product": ("/api/v1/products/{product}", "`/api/v1/products/<id>`"),
 }
-NOT_READS = ("orders", "realtime")
+NOT_READS = ("soak", "orders", "realtime")
+SOAK_PATH = "/api/v1/products?limit=20&page=1"  # a cached read with integer query parameters
+SOAK_ROUNDS = 6
 ROW_KEYS = [*(k for key in READS for k in (key, f"{key}-uncached")), *NOT_READS]
 ROW_GROUPS = {"all": ROW_KEYS, "cached": list(READS), "uncached": [f"{key}-uncached" for key in READS]}
 GOAL_CACHED, GOAL_UNCACHED = 0.9, 0.5  # Fantasize req/s over bare Flask's
 GOAL_ORDERS_PER_S, GOAL_ORDERS_P99_MS = 200, 500
 GOAL_RSS_RATIO = 2
+# The soak's goal: the worker's speed in the last round over the first, as CPU per request (first / last; req/s is
+# shown too, but moves with whatever else the shared cores run), and RSS growth per worker.
+GOAL_SOAK_RATIO, GOAL_SOAK_RSS_MIB = 0.9, 5
 
 
 class HarnessError(RuntimeError):
@@ -325,6 +333,34 @@ class ReadRow:
 
 
 @dataclass
+class SoakRow:
+    path: str
+    rounds: list[Saturation] = field(default_factory=list)
+    rss_before: list[float] = field(default_factory=list)  # MiB per worker, after the warm-up
+    rss_after: list[float] = field(default_factory=list)
+
+    @property
+    def rate_ratio(self) -> float:
+        return self.rounds[-1].rate / self.rounds[0].rate if self.rounds[0].rate else 0.0
+
+    @property
+    def ratio(self) -> float:
+        """The last round's speed over the first's, by worker CPU per request."""
+        first, last = self.rounds[0].cpu_us_per_request, self.rounds[-1].cpu_us_per_request
+        return first / last if first and last else 0.0
+
+    @property
+    def rss_growth_mib(self) -> float:
+        return max((after - before for before, after in zip(self.rss_before, self.rss_after, strict=False)),
+                   default=0.0)
+
+    @property
+    def met(self) -> bool:
+        return (self.ratio >= GOAL_SOAK_RATIO and self.rss_growth_mib < GOAL_SOAK_RSS_MIB
+                and not any(load.error_count for load in self.rounds))
+
+
+@dataclass
 class OrdersRow:
     load: Saturation
     placed: int  # 201 answers
@@ -362,6 +398,7 @@ class Run:
     servers: dict[str, Server] = field(default_factory=dict)
     reads: list[ReadRow] = field(default_factory=list)
     orders: OrdersRow | None = None
+    soak: SoakRow | None = None
     realtime: list[dict[str, Any]] = field(default_factory=list)  # bench/realtime.py's rows, one per N
     rss: dict[str, list[float]] = field(default_factory=dict)
     notes: list[str] = field(default_factory=list)
@@ -535,6 +572,22 @@ def measure_read(run: Run, row: ReadRow) -> None:
                          f"({row.fixed_bare.achieved:,.0f}); the machine was busy")
     if row.bare_bytes != row.bytes:
         run.notes.append(f"{row.key}: bare Flask's body is {row.bare_bytes:,} bytes, Fantasize's {row.bytes:,}")
+
+
+def measure_soak(run: Run) -> None:
+    server = run.servers["fantasize"]
+    row = SoakRow(SOAK_PATH)
+    wrk(server.url + row.path, run.warm_s)
+    row.rss_before = server.worker_rss_mib()
+    for number in range(SOAK_ROUNDS):
+        cpu_before = server.worker_cpu_s()
+        load = wrk(server.url + row.path, run.args.duration)
+        load.server_cpu_s = server.worker_cpu_s() - cpu_before
+        row.rounds.append(load)
+        log(f"soak round {number + 1}/{SOAK_ROUNDS}: {load.rate:,.0f} req/s, p99 {load.p99_ms:,.1f} ms, "
+            f"worker CPU {fmt_us(load.cpu_us_per_request)}/req")
+    row.rss_after = server.worker_rss_mib()
+    run.soak = row
 
 
 def register_buyers(server: Server) -> list[tuple[int, str]]:
@@ -716,6 +769,23 @@ def render(run: Run) -> str:
                          yes(row.latency_met)])
         out += table(["row", "offered req/s", "Fantasize req/s", "p50", "p99", "bare Flask req/s", "bare p50",
                       "bare p99", "p99 goal", "met?"], rows, set(range(1, 9)))
+    if run.soak:
+        soak = run.soak
+        first, last = soak.rounds[0], soak.rounds[-1]
+        requests_served = sum(load.requests for load in soak.rounds)
+        out += ["", "## Soak", "",
+                f"`{soak.path}`, cached, in {len(soak.rounds)} consecutive wrk runs of {run.args.duration:g}s "
+                f"({requests_served:,} requests) after the warm-up: a worker is as fast after them as before and "
+                "holds no more memory (DESIGN.md \"The request budget\").", ""]
+        rounds = ", ".join(fmt_rate(load.rate) for load in soak.rounds)
+        rss = ", ".join(f"{before:.1f} -> {after:.1f}" for before, after in zip(soak.rss_before, soak.rss_after,
+                                                                                 strict=False))
+        out += table(["row", "req/s by round", "req/s last / first", "worker CPU/req first -> last",
+                      "speed last / first (by CPU/req)", "RSS per worker (MiB)", "goal", "met?"],
+                     [["soak", rounds, f"{soak.rate_ratio:.2f}",
+                       f"{fmt_us(first.cpu_us_per_request)} -> {fmt_us(last.cpu_us_per_request)}",
+                       f"{soak.ratio:.2f}", rss,
+                       f">= {GOAL_SOAK_RATIO:g}x, RSS growth < {GOAL_SOAK_RSS_MIB} MiB", yes(soak.met)]], {2, 4})
     if run.orders:
         orders = run.orders
         cpu = orders.load.cpu_s
@@ -813,6 +883,7 @@ def budget_s(args: argparse.Namespace, warm: float) -> int:
     per_read = 2 * (2 * (args.duration + warm) + 2 * args.duration) + 8 * (REQUEST_TIMEOUT_S + 5)
     reads = sum(1 for key in args.row_keys if key not in NOT_READS)
     return int(600 + reads * per_read + ("orders" in args.row_keys) * (args.duration + 300)
+               + ("soak" in args.row_keys) * (SOAK_ROUNDS * (args.duration + REQUEST_TIMEOUT_S) + 60)
                + ("realtime" in args.row_keys) * 240 * len(args.realtime_counts))
 
 
@@ -847,6 +918,8 @@ def main(argv: list[str] | None = None) -> int:
         fetch_bodies(run)
         for row in run.reads:
             measure_read(run, row)
+        if "soak" in run.rows:
+            measure_soak(run)
         if "orders" in run.rows:
             measure_orders(run)
         if "realtime" in run.rows:

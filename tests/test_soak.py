@@ -92,7 +92,8 @@ def _rss_bytes(pid: int) -> int:
 def test_a_worker_serving_query_strings_stays_as_fast_and_as_small(backend, make_app, tmp_root):
     """Thousands of cached list reads with integer parameters on one gevent worker: the worker's CPU time per
     request in the last round is within 1.35x of the first (with the leak, every request ran one more validator
-    per integer parameter than the one before: the last round cost 1.6-1.9x the first), and its RSS grows by under 5 MiB."""
+    per integer parameter than the one before: the last round cost 1.6-1.9x the first), and its RSS grows by
+    under 5 MiB."""
     app = make_app()
     with app.app_context():
         factory = Factory(app)
