@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 import time
 import uuid
 from collections.abc import Callable, Iterator
@@ -232,8 +233,16 @@ def test_engineios_own_errors_pass_once_a_window_with_how_many_were_held():
 # Live servers
 
 
+ACCESS_LINE = re.compile(r'^\S+ "[A-Z]+ /')  # gunicorn's access log: one line per request, not the app's
+
+
 def log_lines(path: Path) -> int:
     return len(path.read_text(errors="replace").splitlines()) if path.exists() else 0
+
+
+def logged_since(path: Path, before: int) -> list[str]:
+    """The server's log lines after the first `before`, but for access lines."""
+    return [line for line in path.read_text(errors="replace").splitlines()[before:] if not ACCESS_LINE.match(line)]
 
 
 def ws_url(server: LiveServer) -> str:
@@ -324,11 +333,27 @@ def test_a_socket_sending_malformed_frames_is_logged_in_proportion_and_keeps_its
         ws.close()
     assert requests.get(f"{a.url}/api/v1/products", timeout=5).status_code == 200
     time.sleep(1)  # the socket's closing line
-    text = log.read_text(errors="replace").splitlines()[before:]
-    lines = [line for line in text if '"/socket.io/' not in line and "/api/v1/" not in line]  # not access lines
+    lines = logged_since(log, before)
     assert len(lines) <= 3, "\n".join(lines[:20])
     held = [json.loads(line) for line in lines if "misbehaving socket" in line]
     assert held and sum(sum(entry["counts"].values()) for entry in held) == 1500
+
+
+def test_websockets_ended_by_frames_engineio_cannot_parse_are_logged_in_proportion(pair, tmp_root):
+    a, _ = pair
+    log = tmp_root / "limits-a.log"
+    before = log_lines(log)
+    for _ in range(3):  # each such frame ends its socket: a connection each
+        ws = websocket.create_connection(ws_url(a), header=["X-Forwarded-For: 203.0.113.62"], timeout=10)
+        assert ws.recv().startswith("0{")
+        ws.send("x")  # no Engine.IO packet type
+        with pytest.raises(websocket.WebSocketException):
+            ws.recv()
+        ws.close()
+    assert requests.get(f"{a.url}/api/v1/products", timeout=5).status_code == 200
+    lines = logged_since(log, before)
+    # One JSON line (the first socket's, its traceback inside), not a server traceback for each socket.
+    assert len(lines) == 1 and json.loads(lines[0])["logger"] == "fantasize.realtime", "\n".join(lines[:60])
 
 
 def test_malformed_long_polling_posts_are_logged_in_proportion(pair, tmp_root):
@@ -342,8 +367,10 @@ def test_malformed_long_polling_posts_are_logged_in_proportion(pair, tmp_root):
         answers = [session.post(f"{a.url}{HANDSHAKE}&sid={sid}", data=body, headers=caller, timeout=10).status_code
                    for body in ["x", "4", "\x1e\x1e", "4["] * 75]
     assert all(status < 500 for status in answers)
-    lines = [line for line in log.read_text(errors="replace").splitlines()[before:] if '"POST /socket.io/' not in line]
-    assert len(lines) <= 40, "\n".join(lines[:60])  # one engine.io line (a traceback's) at most, not 300
+    lines = logged_since(log, before)
+    # Engine.IO's line once (with its traceback) and the socket's own line, not 150 tracebacks.
+    assert sum("post request handler error" in line for line in lines) == 1, "\n".join(lines[:60])
+    assert len(lines) <= 40, "\n".join(lines[:60])
 
 
 def test_a_gthread_server_refuses_sockets_and_keeps_answering_http(tmp_root, redis_settings):
