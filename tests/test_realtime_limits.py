@@ -16,6 +16,7 @@ from __future__ import annotations
 import json
 import logging
 import re
+import subprocess
 import time
 import uuid
 from collections.abc import Callable, Iterator
@@ -30,6 +31,7 @@ from flask import Flask
 
 from config import TestingConfig
 from fantasize.realtime.conduct import FAILED, MALFORMED, REFUSED, Conduct, QuietLogger
+from tests import test_realtime_node
 from tests.conftest import database_url
 from tests.factories import Factory
 from tests.live_server import LiveServer
@@ -301,6 +303,35 @@ def test_connections_past_the_limit_are_refused_across_two_instances(pair):
     # Another address still connects.
     other = requests.get(f"{a.url}{HANDSHAKE}", headers={"X-Forwarded-For": "203.0.113.51"}, timeout=10)
     assert other.status_code == 200
+
+
+node = test_realtime_node.node  # the fixture: Node.js, or a skip (a failure in CI) without it or socket.io-client
+REFUSED_JS = """
+const { io } = require("socket.io-client");
+const socket = io(process.argv[1], { reconnection: false, transports: ["polling"],
+                                     extraHeaders: { "X-Forwarded-For": process.argv[2] } });
+socket.on("connect", () => { console.log(JSON.stringify({ connected: true })); process.exit(0); });
+socket.on("connect_error", (err) => {
+  console.log(JSON.stringify({ message: err.message, status: err.description, body: err.context.responseText }));
+  process.exit(0);
+});
+"""
+
+
+def test_the_javascript_client_reads_a_refused_connection_as_the_readme_says(pair, node):
+    a, b = pair
+    address = "203.0.113.70"
+
+    def js_connect(server: LiveServer) -> dict:
+        done = subprocess.run([node, "-e", REFUSED_JS, server.url, address], cwd=test_realtime_node.NODE_TESTS,
+                              capture_output=True, text=True, timeout=30)
+        assert done.returncode == 0, done.stderr
+        return json.loads(done.stdout)
+
+    assert [js_connect(server) for server in (a, b, a, b)] == [{"connected": True}] * CONNECTS_PER_MINUTE
+    refused = js_connect(b)
+    assert refused["message"] == "xhr poll error" and refused["status"] == 429
+    assert json.loads(refused["body"])["error"]["code"] == "RATE_LIMITED"
 
 
 @pytest.mark.parametrize("backend", ["postgresql"])
