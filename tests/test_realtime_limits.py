@@ -30,6 +30,7 @@ import websocket
 from flask import Flask
 
 from config import TestingConfig
+from fantasize.realtime import realtime_of
 from fantasize.realtime.conduct import FAILED, MALFORMED, REFUSED, Conduct, QuietLogger
 from tests import test_realtime_node
 from tests.conftest import database_url
@@ -214,6 +215,31 @@ def test_a_failing_handler_is_logged_with_its_traceback_once_a_window():
                 conduct.misbehaved("s1", FAILED, exc, now=float(t))
     assert [(r.levelno, r.counts) for r in lines] == [(logging.ERROR, {FAILED: 1}), (logging.ERROR, {FAILED: 60})]
     assert all(r.exc_info and r.exc_info[0] is RuntimeError for r in lines)
+
+
+@pytest.mark.parametrize("backend", ["sqlite"])
+def test_a_socket_whose_events_fail_or_are_refused_is_logged_once_with_counts(make_app, monkeypatch):
+    from fantasize.realtime import handlers
+
+    app = make_app(SOCKET_EVENTS_PER_MINUTE=5)
+    with app.app_context():
+        sock = connect(app)
+
+        def broken(*_args):
+            raise RuntimeError("a bug of ours")
+
+        monkeypatch.setattr(handlers, "_id_of", broken)
+        with recorded("fantasize.realtime") as lines:
+            answers = [sock.emit("track_order", 1, callback=True) for _ in range(8)]
+            assert len(lines) == 1
+            # Engine.IO tells of the socket's end (the test client bypasses Engine.IO, so as it would).
+            realtime_of(app).socketio.server.eio.handlers["disconnect"](sock.eio_sid, "client disconnect")
+    assert [a["error"]["code"] for a in answers] == ["INTERNAL_ERROR"] * 5 + ["RATE_LIMITED"] * 3
+    # The first failure with its traceback; the rest counted, told when the socket went.
+    assert [(r.getMessage(), r.counts) for r in lines] == [
+        ("socket handler failed", {FAILED: 1}), ("misbehaving socket", {FAILED: 4, REFUSED: 3})]
+    assert lines[0].exc_info[0] is RuntimeError and lines[1].closed is True
+    assert len(realtime_of(app).conduct) == 0
 
 
 def test_engineios_own_errors_pass_once_a_window_with_how_many_were_held():

@@ -8,6 +8,7 @@ refused for the limit, and handlers that fail, are counted in `conduct` (a line 
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable
 from typing import Any
 
@@ -23,6 +24,7 @@ from fantasize.realtime.conduct import FAILED, REFUSED
 from fantasize.realtime.sockets import SignedIn, Socket, admin_inventory_room, inventory_room, order_room, user_room
 from fantasize.services import tokens
 
+log = logging.getLogger("fantasize.realtime")
 Reply = dict[str, Any]
 
 
@@ -64,8 +66,11 @@ def _realtime():
 def _misbehaved(kind: str, error: BaseException | None = None) -> None:
     """Count a misdeed of the socket of this event, by its Engine.IO session (as `conduct` knows its frames)."""
     realtime = _realtime()
-    eio_sid = realtime.socketio.server.manager.eio_sid_from_sid(request.sid, "/") or request.sid
-    realtime.conduct.misbehaved(eio_sid, kind, error, request.remote_addr)
+    eio_sid = realtime.socketio.server.manager.eio_sid_from_sid(request.sid, "/")
+    if eio_sid is not None:
+        realtime.conduct.misbehaved(eio_sid, kind, error, request.remote_addr)
+    elif kind == FAILED:  # its socket is gone already (a record would outlive it): a bug of ours is logged still
+        log.error("socket handler failed", exc_info=error)
 
 
 def rate_limited(event: str, per_minute: int) -> Reply:
