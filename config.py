@@ -202,6 +202,9 @@ class Config:
     # Real time (fantasize.realtime). Events a socket may send per minute, counted per socket by the instance that
     # holds it (a socket stays on one instance for its whole life).
     SOCKET_EVENTS_PER_MINUTE = _int("SOCKET_EVENTS_PER_MINUTE", 60)
+    # Socket connections (Engine.IO handshakes) a client address may open per minute, counted like the HTTP limits
+    # (Redis, shared by every instance; the client's address through PROXY_COUNT proxies). Beyond it: 429.
+    SOCKET_CONNECTS_PER_MINUTE = _int("SOCKET_CONNECTS_PER_MINUTE", 30)
     # Where Socket.IO events travel between processes (another instance, a `flask` command): Redis when REDIS_URL is
     # set, else in-process only.
     SOCKETIO_MESSAGE_QUEUE = _env("SOCKETIO_MESSAGE_QUEUE") or redis_url()
@@ -250,6 +253,7 @@ class TestingConfig(Config):
     RATE_LIMIT_UPLOAD = _env("RATE_LIMIT_UPLOAD", "1000000 per hour")
     RATE_LIMIT_ORDER = _env("RATE_LIMIT_ORDER", "1000000 per hour")
     RATE_LIMIT_PASSWORD_RESET_PER_EMAIL = _env("RATE_LIMIT_PASSWORD_RESET_PER_EMAIL", "1000000 per hour")
+    SOCKET_CONNECTS_PER_MINUTE = _int("SOCKET_CONNECTS_PER_MINUTE", 1_000_000)
     # The test suite's databases; conftest points SQLALCHEMY_DATABASE_URI at one of them per run.
     TEST_POSTGRES_URL = _env("TEST_DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/fantasize_test")
     TEST_REDIS_URL = _env("TEST_REDIS_URL", "redis://127.0.0.1:6379/15")

@@ -442,6 +442,7 @@ def base_env(args: argparse.Namespace) -> dict[str, str]:
         "RATE_LIMIT_MAX_REQUESTS": str(HIGH_LIMIT),
         "RATE_LIMIT_AUTH": f"{HIGH_LIMIT} per 15 minutes",  # 50 buyers register and sign in from one address
         "RATE_LIMIT_ORDER": f"{HIGH_LIMIT} per hour",
+        "SOCKET_CONNECTS_PER_MINUTE": str(HIGH_LIMIT),  # hundreds of real-time clients, one address
     }
 
 

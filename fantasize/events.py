@@ -46,6 +46,9 @@ class StockChanged:
     previous_quantity: int
     details: dict[str, Any] | None = None
     at: datetime = field(default_factory=utcnow)
+    # Whether the item is active (public) as the change commits: read from the row the write itself updated, so a
+    # deactivation committed before it is seen. Required: an announcer that forgot would tell the public.
+    public: bool = field(kw_only=True)
 
 
 @dataclass(frozen=True)

@@ -41,7 +41,7 @@ def test_refused_stock_change_announces_nothing(client, factory, received):
 
 
 def test_rolled_back_announcement_is_discarded(app, received):
-    events.announce(events.StockChanged("product", 1, quantity=0, previous_quantity=1))
+    events.announce(events.StockChanged("product", 1, quantity=0, previous_quantity=1, public=True))
     db.session.rollback()
     db.session.commit()
     assert received == []
@@ -53,7 +53,7 @@ def test_a_failing_subscriber_does_not_undo_the_commit(app, factory, received):
 
     events.after_commit(events.StockChanged)(explode)
     try:
-        events.announce(events.StockChanged("product", 1, quantity=0, previous_quantity=1))
+        events.announce(events.StockChanged("product", 1, quantity=0, previous_quantity=1, public=True))
         db.session.commit()
     finally:
         events.unsubscribe(explode)
@@ -69,7 +69,7 @@ def test_on_announce_subscribers_run_inside_the_transaction(app, received):
     events.on_announce(events.StockChanged)(inside)
     try:
         db.session.begin()
-        events.announce(events.StockChanged("package", 2, quantity=3, previous_quantity=4))
+        events.announce(events.StockChanged("package", 2, quantity=3, previous_quantity=4, public=True))
         db.session.commit()
     finally:
         events.unsubscribe(inside)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from typing import Any
 
 from flask import Flask, request
 from werkzeug.middleware.proxy_fix import ProxyFix
@@ -11,13 +12,19 @@ log = logging.getLogger("fantasize.proxy")
 
 
 def init_app(app: Flask) -> None:
-    # With no proxy (the default) a client could write any X-Forwarded-For it likes, so the headers are ignored
-    # and request.remote_addr stays the socket's peer; with N proxies the Nth address from the right is the client.
-    hops = app.config["PROXY_COUNT"]
-    if hops > 0:
-        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=hops, x_proto=hops)
-    elif app.config["ENV_NAME"] == "production":
+    app.wsgi_app = behind_proxies(app, app.wsgi_app)
+    if app.config["PROXY_COUNT"] == 0 and app.config["ENV_NAME"] == "production":
         warn_once_about_forwarded_requests(app)
+
+
+def behind_proxies(app: Flask, wsgi_app: Any) -> Any:
+    """`wsgi_app` seeing the client's address and scheme as PROXY_COUNT proxies forwarded them (Socket.IO's
+    requests, which skip the app's own middleware, go through this too).
+
+    With no proxy (the default) a client could write any X-Forwarded-For it likes, so the headers are ignored
+    and REMOTE_ADDR stays the socket's peer; with N proxies the Nth address from the right is the client."""
+    hops = app.config["PROXY_COUNT"]
+    return ProxyFix(wsgi_app, x_for=hops, x_proto=hops) if hops > 0 else wsgi_app
 
 
 def warn_once_about_forwarded_requests(app: Flask) -> None:

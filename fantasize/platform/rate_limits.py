@@ -39,7 +39,8 @@ from flask import Flask, Response, has_request_context, request
 from flask_limiter import Limit, Limiter, RateLimitExceeded, RequestLimit
 from flask_limiter._limits import RuntimeLimit
 from flask_limiter._manager import LimitManager
-from limits import parse_many
+from limits import parse, parse_many
+from limits.storage import MemoryStorage
 from redis.backoff import NoBackoff
 from redis.retry import Retry
 from werkzeug.exceptions import HTTPException
@@ -88,10 +89,15 @@ def _user_id_from_token() -> int | None:
 
 def client_address() -> str:
     """The client's address (after ProxyFix); IPv6 clients by their /64, the block one subscriber usually holds."""
+    return address_of(request.remote_addr)
+
+
+def address_of(remote_addr: str | None) -> str:
+    """A REMOTE_ADDR (after ProxyFix) as the limits count it: IPv6 by its /64, IPv4-mapped IPv6 as IPv4."""
     try:
-        address = ipaddress.ip_address(request.remote_addr or "")
+        address = ipaddress.ip_address(remote_addr or "")
     except ValueError:
-        return request.remote_addr or "unknown"
+        return remote_addr or "unknown"
     if isinstance(address, ipaddress.IPv6Address):
         if address.ipv4_mapped is not None:
             return str(address.ipv4_mapped)
@@ -362,6 +368,50 @@ def add_headers(limiter: Limiter, response: Response) -> Response:
 
 def too_many_requests(exc: RateLimitExceeded) -> Response:
     return error_response(429, "RATE_LIMITED", f"Too many requests (limit: {exc.limit.limit}); try again later")
+
+
+@dataclass(frozen=True)
+class Verdict:
+    allowed: bool
+    limit: int
+    reset: float  # epoch seconds when the window ends
+
+
+class LimitOutsideRequests:
+    """A limit counted outside Flask's request cycle (a Socket.IO handshake never reaches Flask), on the HTTP
+    limiter's own storage and strategy: Redis shared by every instance under RATE_LIMIT_KEY_PREFIX, or the
+    limiter's memory while it knows Redis is down. Should Redis fail here first, this process counts in memory of
+    its own and tries Redis again after RETRY_SECONDS. No limiter (RATELIMIT_ENABLED off): no limit."""
+
+    RETRY_SECONDS = 5
+
+    def __init__(self, app: Flask, scope: str, limit: str) -> None:
+        self._limiter: Limiter | None = app.extensions.get(EXTENSION)
+        self.item = parse(limit)
+        self.scope = scope
+        self._memory = None
+        self._retry_at = 0.0
+
+    def hit(self, key: str) -> Verdict | None:
+        """Count one hit for `key` (None without a limiter)."""
+        if self._limiter is None:
+            return None
+        if time.monotonic() >= self._retry_at:
+            try:
+                return self._hit(self._limiter.limiter, key)
+            except Exception:  # the storage failed: the same limit, in this process's memory for a while
+                log.warning("rate-limit storage unavailable; counting in memory", extra={"scope": self.scope},
+                            exc_info=True)
+                self._retry_at = time.monotonic() + self.RETRY_SECONDS
+        if self._memory is None:
+            self._memory = type(self._limiter.limiter)(MemoryStorage())
+        return self._hit(self._memory, key)
+
+    def _hit(self, strategy, key: str) -> Verdict:
+        if strategy.hit(self.item, self.scope, key):
+            return Verdict(True, self.item.amount, 0.0)
+        # Refused: one more round trip for when the window ends (Retry-After)
+        return Verdict(False, self.item.amount, strategy.get_window_stats(self.item, self.scope, key).reset_time)
 
 
 def init_app(app: Flask) -> None:

@@ -74,12 +74,12 @@ def configure_logging(app: Flask) -> None:
     app.logger.setLevel(app.config["LOG_LEVEL"])
 
 
-def _assign_request_id() -> None:
+def assign_request_id() -> None:
     supplied = request.headers.get("X-Request-ID", "")
     g.request_id = supplied if _CLIENT_ID.match(supplied) else uuid.uuid4().hex
 
 
-def _echo_request_id(response: Response) -> Response:
+def echo_request_id(response: Response) -> Response:
     response.headers["X-Request-ID"] = g.get("request_id") or uuid.uuid4().hex
     return response
 
@@ -87,5 +87,5 @@ def _echo_request_id(response: Response) -> Response:
 def init_app(app: Flask) -> None:
     configure_logging(app)
     # Registered first so every later hook and error handler can rely on g.request_id.
-    app.before_request_funcs.setdefault(None, []).insert(0, _assign_request_id)
-    app.after_request(_echo_request_id)
+    app.before_request_funcs.setdefault(None, []).insert(0, assign_request_id)
+    app.after_request(echo_request_id)

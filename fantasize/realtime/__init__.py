@@ -4,11 +4,14 @@
 - `outbox`: what reaches clients, emitted after the change commits (the events seam), never in the request's way;
 - `guard`: sessions that outlive their token end (expiry, sign-out, deactivation, role change);
 - `stats`: who is connected, per instance and in total;
-- `live`: GET /live, the reference browser client.
+- `live`: GET /live, the reference browser client;
+- `admission`: who may open a socket here (the worker, the client address's connections a minute);
+- `conduct`: misbehaving sockets, logged once a minute each with counts.
 
 Async mode: gevent where gevent serves (gunicorn's gevent worker, `python wsgi.py`), threads elsewhere (a `flask`
-command, a gthread worker, the unit tests). With SOCKETIO_MESSAGE_QUEUE (REDIS_URL by default) every emit also
-travels through Redis, so an event raised in any process reaches the clients of every instance.
+command, a gthread worker, the unit tests). Threads can emit but a gunicorn thread worker serves no socket (each
+would hold one of its threads): `admission` refuses them there. With SOCKETIO_MESSAGE_QUEUE (REDIS_URL by default)
+every emit also travels through Redis, so an event raised in any process reaches the clients of every instance.
 """
 
 from __future__ import annotations
@@ -29,8 +32,9 @@ from flask import Flask
 from flask_socketio import SocketIO
 from redis import Redis
 
-from fantasize.realtime import guard, handlers, live, outbox
-from fantasize.realtime.sockets import Registry, SignedIn, Socket, order_room, user_room
+from fantasize.platform.proxy import behind_proxies
+from fantasize.realtime import conduct, guard, handlers, live, outbox
+from fantasize.realtime.sockets import Registry, SignedIn, Socket, admin_inventory_room, order_room, user_room
 
 log = logging.getLogger("fantasize.realtime")
 EXTENSION = "fantasize.realtime"
@@ -63,12 +67,14 @@ class Realtime:
             app,
             async_mode=self.async_mode,
             client_manager=manager,
-            cors_allowed_origins=self._origin_allowed,
+            cors_allowed_origins=self.origin_allowed,
             manage_session=False,  # a socket's state lives in `registry`, not in a Flask session
             max_http_buffer_size=64 * 1024,  # client events are ids and tokens
             logger=False,
             engineio_logger=False,
         )
+        self.conduct = conduct.Conduct()
+        conduct.install(self.socketio.server, self.conduct)
         self._route_only_socket_paths(app)
         self.outbox = outbox.Outbox(self)
         self._loop_lock = threading.Lock()
@@ -77,30 +83,40 @@ class Realtime:
         self.stopped = False
         handlers.register(self.socketio, lambda: cfg["SOCKET_EVENTS_PER_MINUTE"])
 
-    @staticmethod
-    def _route_only_socket_paths(app: Flask) -> None:
-        """Send only /socket.io/ requests through Flask-SocketIO's middleware; every other request goes straight
-        to the app (the middleware copies each environ and engine.io builds a class per request: ~2% of a
-        cached read)."""
+    def _route_only_socket_paths(self, app: Flask) -> None:
+        """Send only /socket.io/ requests through Flask-SocketIO's middleware, behind the admission gate and the
+        trusted proxies (as the app's own requests); every other request goes straight to the app (the middleware
+        copies each environ and engine.io builds a class per request: ~2% of a cached read)."""
+        from fantasize.realtime import admission  # it imports the API, which imports this package
+
         middleware = app.wsgi_app
         plain = middleware.wsgi_app
         path = middleware.engineio_path.rstrip("/") + "/"
+        sockets = behind_proxies(app, admission.Gate(self, middleware))
 
         def dispatch(environ: dict[str, Any], start_response: Any) -> Any:
             if environ.get("PATH_INFO", "").startswith(path):
-                return middleware(environ, start_response)
+                return sockets(environ, start_response)
             return plain(environ, start_response)
 
         app.wsgi_app = dispatch
 
+    def serves_sockets(self, environ: dict[str, Any]) -> bool:
+        """False where a socket would hold a thread of a fixed pool for its whole life: threads (not gevent) under
+        gunicorn, whose gthread and sync workers have GUNICORN_THREADS (or one) each. Flask's test client and its
+        development server (a thread per request) still serve them."""
+        return self.async_mode == "gevent" or not environ.get("SERVER_SOFTWARE", "").startswith("gunicorn/")
+
     # Origins: the app's own (its /live page) and CORS_ORIGIN's
 
-    def _origin_allowed(self, origin: str | None, environ: dict[str, Any]) -> bool:
+    def origin_allowed(self, origin: str | None, environ: dict[str, Any]) -> bool:
         from fantasize.platform.security import cors_origins
 
         if not origin:
             return True  # not a browser: nothing for CORS to protect
-        own = {f"{environ.get('wsgi.url_scheme', 'http')}://{environ.get('HTTP_HOST', '')}"}
+        # The scheme the request arrived with (ProxyFix keeps it aside when it takes the forwarded one).
+        scheme = environ.get("werkzeug.proxy_fix.orig", {}).get("wsgi.url_scheme") or environ.get("wsgi.url_scheme")
+        own = {f"{scheme or 'http'}://{environ.get('HTTP_HOST', '')}"}
         if self.app.config.get("PROXY_COUNT", 0) > 0 and environ.get("HTTP_X_FORWARDED_PROTO"):
             scheme = environ["HTTP_X_FORWARDED_PROTO"].split(",")[-1].strip()
             host = environ.get("HTTP_X_FORWARDED_HOST", environ.get("HTTP_HOST", "")).split(",")[-1].strip()
@@ -122,7 +138,8 @@ class Realtime:
         return signed_in.expires_at <= time.time()
 
     def end_session(self, sock: Socket, message: str | None = None, only: SignedIn | None = None) -> bool:
-        """The socket no longer speaks for its user: it leaves their room and every order room, and hears why.
+        """The socket no longer speaks for its user: it leaves their room, every order room and every admin
+        inventory room (it keeps the public inventory rooms it tracks), and hears why.
 
         `only`: end that session, not one the socket began since. False when there was nothing to end.
         """
@@ -136,6 +153,8 @@ class Realtime:
         for order_id in list(sock.orders):
             server.leave_room(sock.sid, order_room(order_id), namespace="/")
         sock.orders.clear()
+        for product_id in list(sock.products):
+            server.leave_room(sock.sid, admin_inventory_room(product_id), namespace="/")
         if message:
             self.socketio.emit("auth_error", {"message": message}, to=sock.sid, ignore_queue=True)
         return True

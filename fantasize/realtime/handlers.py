@@ -1,7 +1,9 @@
 """The client events of API.md "Real time": authenticate, track_order/untrack_order, track_inventory/untrack_inventory.
 
 Every event answers with a reply event and, when the client asked for one, the same payload as its
-acknowledgement (an error as `{"error": {code, message}}`). Each socket may send SOCKET_EVENTS_PER_MINUTE events.
+acknowledgement (an error as `{"error": {code, message}}`). Each socket may send SOCKET_EVENTS_PER_MINUTE events; a
+token in the connect payload spends one of them (a sign-in reads the database, as `authenticate` does). Events
+refused for the limit, and handlers that fail, are counted in `conduct` (a line a minute per socket).
 """
 
 from __future__ import annotations
@@ -18,11 +20,11 @@ from fantasize.errors import Unauthorized
 from fantasize.extensions import db
 from fantasize.models import Order, Product
 from fantasize.models.base import row_id
-from fantasize.realtime.sockets import SignedIn, Socket, inventory_room, order_room, user_room
+from fantasize.realtime.conduct import FAILED, REFUSED
+from fantasize.realtime.sockets import SignedIn, Socket, admin_inventory_room, inventory_room, order_room, user_room
 from fantasize.services import tokens
 
 log = logging.getLogger("fantasize.realtime")
-
 Reply = dict[str, Any]
 
 
@@ -44,20 +46,36 @@ def _id_of(value: Any, key: str) -> int | None:
     return row_id(value)
 
 
-def _untrack(event: str, socket: Socket, value: Any, key: str, tracked: set[int], room: Callable[[int], str]
-             ) -> Reply:
-    """Leave a room the socket joined with the matching track_ event (leaving one it is not in is no error)."""
+def _untrack(event: str, socket: Socket, value: Any, key: str, tracked: set[int],
+             rooms: Callable[[int], tuple[str, ...]]) -> Reply:
+    """Leave the rooms the socket joined with the matching track_ event (leaving one it is not in is no error)."""
     ident = _id_of(value, key)
     if ident is None:
         return refuse(event, "VALIDATION_ERROR", f"{key} must be a positive integer")
     if ident in tracked:
-        leave_room(room(ident))
+        for room in rooms(ident):
+            leave_room(room)
         tracked.discard(ident)
     return reply("untracked", {key: ident})
 
 
 def _realtime():
     return current_app.extensions["fantasize.realtime"]
+
+
+def _misbehaved(kind: str, error: BaseException | None = None) -> None:
+    """Count a misdeed of the socket of this event, by its Engine.IO session (as `conduct` knows its frames)."""
+    realtime = _realtime()
+    eio_sid = realtime.socketio.server.manager.eio_sid_from_sid(request.sid, "/")
+    if eio_sid is not None:
+        realtime.conduct.misbehaved(eio_sid, kind, error, request.remote_addr)
+    elif kind == FAILED:  # its socket is gone already (a record would outlive it): a bug of ours is logged still
+        log.error("socket handler failed", exc_info=error)
+
+
+def rate_limited(event: str, per_minute: int) -> Reply:
+    _misbehaved(REFUSED)
+    return refuse(event, "RATE_LIMITED", f"More than {per_minute} events in a minute")
 
 
 # Sessions
@@ -74,6 +92,9 @@ def sign_in(socket: Socket, token: Any) -> Reply:
         sign_out(socket)  # one socket speaks for one user at a time
     socket.signed_in = SignedIn(user.id, user.role, user.token_version, expires_at)
     join_room(user_room(user.id))
+    if socket.signed_in.is_admin:  # what it tracked before signing in, it now hears as an admin
+        for product_id in socket.products:
+            join_room(admin_inventory_room(product_id))
     return reply("authenticated", {"userId": user.id, "role": user.role})
 
 
@@ -100,7 +121,7 @@ def register(socketio: SocketIO, per_minute: Callable[[], int]) -> None:
                 if socket is None:  # an event racing its socket's disconnect
                     return None
                 if not socket.allow_event(per_minute()):
-                    return refuse(name, "RATE_LIMITED", f"More than {per_minute()} events in a minute")
+                    return rate_limited(name, per_minute())
                 if socket.signed_in is not None and _realtime().session_expired(socket.signed_in):
                     _realtime().end_session(socket, "Token has expired")
                 return handle(socket, args[0] if args else None)
@@ -116,7 +137,11 @@ def register(socketio: SocketIO, per_minute: Callable[[], int]) -> None:
         socket = _realtime().registry.add(request.sid)
         token = auth.get("token") if isinstance(auth, dict) else None
         if token is not None:
-            sign_in(socket, token)
+            # A sign-in here is an `authenticate` event: it spends from the socket's events.
+            if socket.allow_event(per_minute()):
+                sign_in(socket, token)
+            else:
+                rate_limited("authenticate", per_minute())
 
     @socketio.on("disconnect")
     def on_disconnect(*_reason: Any) -> None:
@@ -146,7 +171,7 @@ def register(socketio: SocketIO, per_minute: Callable[[], int]) -> None:
 
     @client_event("untrack_order")
     def untrack_order(socket: Socket, value: Any) -> Reply:
-        return _untrack("untrack_order", socket, value, "orderId", socket.orders, order_room)
+        return _untrack("untrack_order", socket, value, "orderId", socket.orders, lambda ident: (order_room(ident),))
 
     @client_event("track_inventory")
     def track_inventory(socket: Socket, value: Any) -> Reply:
@@ -158,17 +183,23 @@ def register(socketio: SocketIO, per_minute: Callable[[], int]) -> None:
         admin = socket.signed_in is not None and socket.signed_in.is_admin
         if row is None or not (row.is_active or admin):  # an inactive product does not exist for the public
             return refuse("track_inventory", "NOT_FOUND", f"Product {product_id} not found")
+        # The public room hears the product only while it is active; an admin also joins the admins' room, which
+        # hears it always and which the socket leaves when its session ends.
         join_room(inventory_room(product_id))
+        if admin:
+            join_room(admin_inventory_room(product_id))
         socket.products.add(product_id)
         return reply("tracking", {"productId": product_id, "quantity": row.quantity})
 
     @client_event("untrack_inventory")
     def untrack_inventory(socket: Socket, value: Any) -> Reply:
-        return _untrack("untrack_inventory", socket, value, "productId", socket.products, inventory_room)
+        return _untrack("untrack_inventory", socket, value, "productId", socket.products,
+                        lambda ident: (inventory_room(ident), admin_inventory_room(ident)))
 
     @socketio.on_error_default
     def on_error(exc: Exception) -> Reply:
-        log.exception("socket event failed", extra={"event": getattr(request, "event", {}).get("message")})
+        # Logged through `conduct`: the first failure of a socket in a minute with its traceback, the rest counted.
+        _misbehaved(FAILED, exc)
         db.session.rollback()
         return refuse(str(getattr(request, "event", {}).get("message", "")), "INTERNAL_ERROR",
                       "Something went wrong")

@@ -20,7 +20,7 @@ from flask import current_app
 
 from fantasize import events
 from fantasize.models.base import iso_utc
-from fantasize.realtime.sockets import inventory_room, order_room, user_room
+from fantasize.realtime.sockets import admin_inventory_room, inventory_room, order_room, user_room
 from fantasize.services.orders import details_for_customer
 
 if TYPE_CHECKING:
@@ -117,8 +117,11 @@ def on_order_status(event: events.OrderStatusChanged) -> None:
 def on_stock(event: events.StockChanged) -> None:
     realtime = _realtime()
     if realtime is not None and event.item_type == "product":
-        realtime.outbox.put(partial(_emit, realtime, "inventory_update", inventory_payload(event),
-                                    inventory_room(event.item_id)))
+        # An inactive product does not exist for the public: only signed-in admins tracking it hear it then.
+        rooms = [admin_inventory_room(event.item_id)]
+        if event.public:
+            rooms.append(inventory_room(event.item_id))
+        realtime.outbox.put(partial(_emit, realtime, "inventory_update", inventory_payload(event), rooms))
 
 
 def on_notification(event: events.NotificationCreated) -> None:

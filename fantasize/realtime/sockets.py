@@ -22,7 +22,14 @@ def order_room(order_id: int) -> str:
 
 
 def inventory_room(product_id: int) -> str:
+    """The public's room: it hears a product's stock only while the product is active."""
     return f"inventory:{product_id}"
+
+
+def admin_inventory_room(product_id: int) -> str:
+    """Signed-in administrators tracking the product: they hear its stock whether it is active or not, and leave
+    the room when their session ends."""
+    return f"admin-inventory:{product_id}"
 
 
 @dataclass(frozen=True)

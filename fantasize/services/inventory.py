@@ -75,7 +75,8 @@ def sync_stock(items: Sequence[dict[str, Any]]) -> dict[str, Any]:
         if quantity != previous:
             product.quantity = quantity
             updated += 1
-            announce(StockChanged("product", product.id, quantity, previous, {"change": "sync"}))
+            announce(StockChanged("product", product.id, quantity, previous, {"change": "sync"},
+                                  public=product.is_active))
         results.append({"product_id": product.id, "quantity": quantity, "previous_quantity": previous})
     commit()
     return {"updated": updated, "unchanged": len(results) - updated, "items": results}

@@ -13,7 +13,7 @@ from decimal import Decimal
 from operator import attrgetter
 from typing import Any
 
-from sqlalchemy import case, insert, select, update
+from sqlalchemy import Row, case, insert, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import selectinload
 
@@ -191,19 +191,20 @@ def _stock_wanted(lines: Iterable[tuple[type[Product] | type[Package], int, int]
     return sorted(wanted.items(), key=lambda entry: (entry[0][0] is Package, entry[0][1]))
 
 
-def _move_stock(model: type[Product] | type[Package], item_id: int, change: int, now: datetime) -> int | None:
-    """Add `change` to an item's stock in one UPDATE, the new quantity back; a take (change < 0) applies only
-    while enough is left, else None."""
+def _move_stock(model: type[Product] | type[Package], item_id: int, change: int, now: datetime) -> Row | None:
+    """Add `change` to an item's stock in one UPDATE, (quantity, is_active) of the updated row back; a take
+    (change < 0) applies only while enough is left, else None."""
     stmt = update(model).where(model.id == item_id)
     if change < 0:
         stmt = stmt.where(model.quantity >= -change)
-    stmt = stmt.values(quantity=model.quantity + change, updated_at=now).returning(model.quantity)
-    return db.session.scalar(stmt.execution_options(synchronize_session=False))
+    stmt = stmt.values(quantity=model.quantity + change, updated_at=now).returning(model.quantity, model.is_active)
+    return db.session.execute(stmt.execution_options(synchronize_session=False)).first()
 
 
-def _take_many(model: type[Product] | type[Package], needs: dict[int, int], now: datetime) -> dict[int, int]:
+def _take_many(model: type[Product] | type[Package], needs: dict[int, int], now: datetime
+               ) -> dict[int, tuple[int, bool]]:
     """Take each item's quantity in one UPDATE for the whole table, from every row that has enough left; the new
-    quantities of the rows taken from (a missing id had too little).
+    quantity and activity of the rows taken from (a missing id had too little).
 
     The rows are first locked in id order by the sub-select (FOR UPDATE, not pulled up into the join), and no
     row is updated before that sub-select has locked it, so concurrent orders lock shared rows in one order and
@@ -213,17 +214,17 @@ def _take_many(model: type[Product] | type[Package], needs: dict[int, int], now:
     locked = select(model.id).where(model.id.in_(needs)).order_by(model.id).with_for_update().subquery()
     stmt = (update(model).where(model.id.in_(needs), model.id == locked.c.id, model.quantity >= need)
             .values(quantity=model.quantity - need, updated_at=now)
-            .returning(model.id, model.quantity).execution_options(synchronize_session=False))
-    return {item_id: left for item_id, left in db.session.execute(stmt)}
+            .returning(model.id, model.quantity, model.is_active).execution_options(synchronize_session=False))
+    return {item_id: (left, active) for item_id, left, active in db.session.execute(stmt)}
 
 
 def _take_stock(order_id: int, lines: list[ResolvedLine], now: datetime) -> None:
     wanted = _stock_wanted((MODELS[line.item.kind], line.item.id, line.quantity) for line in lines)
-    left: dict[StockKey, int] = {}
+    left: dict[StockKey, tuple[int, bool]] = {}
     for model in (Product, Package):  # products first, as every writer does
         needs = {item_id: quantity for (kind, item_id), quantity in wanted if kind is model}
         if needs:
-            left.update({(model, item_id): quantity for item_id, quantity in _take_many(model, needs, now).items()})
+            left.update({(model, item_id): taken for item_id, taken in _take_many(model, needs, now).items()})
     short = [(key, quantity) for key, quantity in wanted if key not in left]
     if short:
         db.session.rollback()  # gives back what the other lines took, and the order row
@@ -233,8 +234,9 @@ def _take_stock(order_id: int, lines: list[ResolvedLine], now: datetime) -> None
             for (model, item_id), quantity in short
         ]})
     for (model, item_id), quantity in wanted:
-        announce(StockChanged(NAMES[model], item_id, left[(model, item_id)], left[(model, item_id)] + quantity,
-                              {"reason": "order_placed", "orderId": order_id}))
+        remaining, active = left[(model, item_id)]
+        announce(StockChanged(NAMES[model], item_id, remaining, remaining + quantity,
+                              {"reason": "order_placed", "orderId": order_id}, public=active))
 
 
 @dataclass(frozen=True)
@@ -362,9 +364,9 @@ def _give_back(order: Order, status: str, now: datetime) -> None:
         for line in order.lines
     )
     for (model, item_id), quantity in wanted:
-        left = _move_stock(model, item_id, quantity, now)
-        announce(StockChanged(NAMES[model], item_id, left, left - quantity,
-                              {"reason": f"order_{status}", "orderId": order.id}))
+        moved = _move_stock(model, item_id, quantity, now)
+        announce(StockChanged(NAMES[model], item_id, moved.quantity, moved.quantity - quantity,
+                              {"reason": f"order_{status}", "orderId": order.id}, public=moved.is_active))
 
 
 def _move(order: Order, to: str, actor: User, details: dict[str, Any] | None) -> Order:

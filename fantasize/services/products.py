@@ -263,7 +263,8 @@ def _write(item: Item, data: dict[str, Any]) -> None:
         if "name" in data and data["name"] != item.name:
             item.name, item.slug = data["name"], _unique_slug(model, data["name"], item.id)
         if item.id is not None and "quantity" in data and data["quantity"] != item.quantity:
-            announce(StockChanged(NAMES[model], item.id, data["quantity"], item.quantity, {"change": "update"}))
+            announce(StockChanged(NAMES[model], item.id, data["quantity"], item.quantity, {"change": "update"},
+                                  public=data.get("is_active", item.is_active)))
         for name in SCALARS:
             if name in data:
                 setattr(item, name, data[name])
@@ -351,15 +352,16 @@ def _change_stock(model: type[Item], item_id: int, quantity: int | None, delta: 
     else:
         target = model.quantity + delta
         stmt = stmt.where(target >= 0, target <= MAX_STOCK)
-    stmt = stmt.values(quantity=target, updated_at=utcnow()).returning(model.quantity)
-    updated = db.session.scalar(stmt.execution_options(synchronize_session=False))
-    if updated is None:
+    stmt = stmt.values(quantity=target, updated_at=utcnow()).returning(model.quantity, model.is_active)
+    row = db.session.execute(stmt.execution_options(synchronize_session=False)).first()
+    if row is None:
         db.session.rollback()
         _refuse_delta(model, item_id, delta)
+    updated = row.quantity
     if delta is not None:
         previous = updated - delta
     details = {"change": "set"} if delta is None else {"change": "delta", "delta": delta}
-    announce(StockChanged(NAMES[model], item_id, updated, previous, details))
+    announce(StockChanged(NAMES[model], item_id, updated, previous, details, public=row.is_active))
     commit()
     return _fetch_or_404(model, item_id)
 
