@@ -10,8 +10,7 @@ from types import SimpleNamespace
 import jwt
 import pytest
 
-from fantasize.realtime import realtime_of
-from fantasize.realtime import sockets
+from fantasize.realtime import realtime_of, sockets
 from fantasize.realtime.sockets import Socket
 from fantasize.services.tokens import ALGORITHM
 
