@@ -127,13 +127,23 @@ def test_an_expired_token_ends_the_session_at_the_next_event(app, factory):
 
 
 def test_signing_in_as_someone_else_leaves_the_first_users_rooms(app, factory, client):
+    """The first user's order moves (the PATCH succeeds, and a tracker that stayed hears it), and the socket that
+    signed in as someone else hears nothing of it. (Caught: a refused PATCH, wrong URL or body, which emits
+    nothing and so passed whatever the rooms.)"""
     first, second, admin = factory.user(), factory.user(), factory.admin()
     order = factory.order_of(first, factory.product())
     sock = connect(app, factory.token(first))
-    sock.emit("track_order", order.id, callback=True)
+    assert sock.emit("track_order", order.id, callback=True) == {"orderId": order.id, "status": "pending"}
+    stayed = connect(app, factory.token(first))  # the first user's other socket: their room and the order's
+    assert stayed.emit("track_order", order.id, callback=True) == {"orderId": order.id, "status": "pending"}
     assert sock.emit("authenticate", factory.token(second), callback=True)["userId"] == second.id
     received(app, sock)
-    client.patch(f"/api/v1/orders/{order.id}/status", json={"status": "confirmed"}, headers=factory.headers(admin))
+    received(app, stayed)
+    answer = client.patch(f"/api/v1/orders/{order.id}/status", json={"status": "confirmed"},
+                          headers=factory.headers(admin))
+    assert answer.status_code == 200, answer.json
+    assert answer.json["status"] == "confirmed"
+    assert [update["orderId"] for update in received(app, stayed, "order_status_update")] == [order.id]
     assert received(app, sock) == []
 
 
