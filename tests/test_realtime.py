@@ -46,6 +46,7 @@ GRACE = 0.5  # seconds a client keeps listening after the sentinel, for anything
 SWEEP_SECONDS = 1  # the pair's SOCKET_SWEEP_SECONDS: expiry and stats within about a second
 EVENTS_PER_MINUTE = 5  # instance C's SOCKET_EVENTS_PER_MINUTE
 LONG_SWEEP_SECONDS = 600  # instance C's SOCKET_SWEEP_SECONDS
+TOKEN_SECONDS = 4  # the expiry test's token: long enough to set its clients up under load, short to wait for
 
 
 # Servers
@@ -598,9 +599,13 @@ def test_revoking_a_users_tokens_ends_their_sockets_on_every_instance(scene, ins
 
 
 def test_a_socket_whose_token_expires_is_signed_out(scene, instance_c, factory, app):
+    """Signed out by the sweep once the token's own `exp` has passed, never before it, without sending anything.
+    The moment is the client's record of `auth_error`, which is after the server sent it whatever the load (the
+    only slack is on the safe side). (Caught: a sweep 0.9 s early, which the old check, 1 s of slack measured
+    after waiting, let pass.)"""
     customer = factory.user()
     order = factory.order_of(customer, factory.product())
-    app.config["JWT_EXPIRES_SECONDS"] = 2
+    app.config["JWT_EXPIRES_SECONDS"] = TOKEN_SECONDS
     short = factory.token(customer)
     app.config["JWT_EXPIRES_SECONDS"] = TestingConfig.JWT_EXPIRES_SECONDS
     expires_at = jwt.decode(short, options={"verify_signature": False})["exp"]
@@ -610,11 +615,14 @@ def test_a_socket_whose_token_expires_is_signed_out(scene, instance_c, factory, 
     assert quiet.call("track_order", order.id) == {"orderId": order.id, "status": "pending"}
     admin = scene.peer(scene.a, scene.admin)
     assert admin.call("track_order", order.id) == {"orderId": order.id, "status": "pending"}
+    assert time.time() < expires_at - 1, "set-up outlasted the token: raise TOKEN_SECONDS"
     scene.mark()
 
-    # Ended by the sweep (every SOCKET_SWEEP_SECONDS), without the socket sending anything.
-    assert client.wait_for("auth_error", timeout=2 + SWEEP_SECONDS + 3) == [{"message": "Token has expired"}]
-    assert time.time() >= expires_at - 1  # not before the token's time (exp is in whole seconds)
+    # Ended by the sweep (every SOCKET_SWEEP_SECONDS, and at the first expiry), without the socket sending anything.
+    assert client.wait_for("auth_error", timeout=expires_at - time.time() + SWEEP_SECONDS + 3) == [
+        {"message": "Token has expired"}]
+    [ended_at] = client.arrivals("auth_error")
+    assert ended_at >= expires_at, f"signed out {expires_at - ended_at:.3f} s before the token expired"
     # C sweeps too rarely to notice: its socket's next event finds the token expired.
     assert quiet.call("track_order", order.id) == refusal("UNAUTHENTICATED")
 
