@@ -182,6 +182,8 @@ def test_inventory_updates_carry_no_order_id(app, factory, client):
 
 
 def test_an_emit_that_fails_never_fails_the_request(app, factory, client, rt, monkeypatch, caplog):
+    """An emit that raises is logged, and the request that committed the change answers regardless. A queue that
+    hangs rather than fails (which catches an emit made in the request's way) is tests/test_realtime_outage.py's."""
     product = factory.product(quantity=5)
 
     def broken(*_args, **_kwargs):
