@@ -9,6 +9,7 @@ be told to yield to other greenlets while it waits on PostgreSQL (psycogreen). O
   selectors its main loop already runs on, and the worker would never answer.
 """
 
+import gc
 import sys
 
 if __name__ == "__main__":
@@ -35,6 +36,11 @@ try:
     app = create_app(migrations=False)  # serving only: `flask db` (the release phase) migrates
 except ConfigError as exc:  # an unknown environment or unsafe production settings: say so, without a traceback
     raise SystemExit(str(exc)) from None
+
+# What start-up built (the app, its mappers, schemas, routes and imported modules) lives as long as the process:
+# out of the cyclic collector's reach, so its full collections, which stop every greenlet (a socket fan-out
+# included), scan only what requests and sockets made since.
+gc.freeze()
 
 if __name__ == "__main__":
     from gevent.pywsgi import WSGIServer

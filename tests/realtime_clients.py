@@ -63,12 +63,14 @@ class Peer:
         self.url, self.name = url, name
         self.sio = _InOrderClient(reconnection=False)
         self.received: list[tuple[str, Any]] = []
+        self.arrived: list[float] = []  # time.time() as each of `received` was recorded, after it arrived
         self._mark = 0
         self._changed = threading.Condition()
         self.sio.on("*", self._record)
 
     def _record(self, event: str, *args: Any) -> None:
         with self._changed:
+            self.arrived.append(time.time())
             self.received.append((event, args[0] if len(args) == 1 else list(args)))
             self._changed.notify_all()
 
@@ -97,6 +99,11 @@ class Peer:
                 if left <= 0:
                     pytest.fail(f"{self.name} heard no {count} x {name!r} within {timeout}s; heard: {self.received}")
                 self._changed.wait(left)
+
+    def arrivals(self, name: str) -> list[float]:
+        """When each event named `name` was recorded (epoch seconds): never before the server sent it."""
+        with self._changed:
+            return [at for (event, _), at in zip(self.received, self.arrived, strict=True) if event == name]
 
     def mark(self) -> None:
         """Forget what was heard so far, for `heard()`."""

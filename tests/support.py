@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import shutil
+import socket
 import subprocess
 import threading
 import time
@@ -113,3 +114,45 @@ class PrivateRedis:
 
     def key_count(self) -> int:
         return Redis(port=self.port, socket_timeout=1).dbsize()
+
+
+class SilentServer:
+    """A TCP server on a free loopback port that accepts every connection and never answers nor closes it, as a
+    hung Redis (or a black-holed route) does: a client connects at once, then waits for a reply that never comes.
+    What it accepted is closed on `stop`."""
+
+    def __init__(self) -> None:
+        self._listener = socket.create_server(("127.0.0.1", 0), backlog=128)
+        self.port = self._listener.getsockname()[1]
+        self.url = f"redis://127.0.0.1:{self.port}/0"
+        self.accepted: list[socket.socket] = []
+        self._stopped = threading.Event()
+        self._thread = threading.Thread(target=self._accept, name="silent-server", daemon=True)
+
+    def start(self) -> SilentServer:
+        self._thread.start()
+        return self
+
+    def _accept(self) -> None:
+        self._listener.settimeout(0.2)
+        while not self._stopped.is_set():
+            try:
+                conn, _ = self._listener.accept()
+            except TimeoutError:
+                continue
+            except OSError:
+                return
+            self.accepted.append(conn)  # held open, never read from nor written to
+
+    def stop(self) -> None:
+        self._stopped.set()
+        self._thread.join(timeout=5)
+        self._listener.close()
+        for conn in self.accepted:
+            conn.close()
+
+    def __enter__(self) -> SilentServer:
+        return self.start()
+
+    def __exit__(self, *_exc) -> None:
+        self.stop()

@@ -23,6 +23,7 @@ from fantasize.api.endpoint import endpoint
 from fantasize.extensions import db
 from fantasize.models import Offer, Product
 from fantasize.models.base import utcnow
+from fantasize.platform.cache.store import PageStore
 from tests.factories import PASSWORD, Factory
 from tests.support import PrivateRedis, all_at_once, delete_prefix, shared_redis
 
@@ -397,20 +398,44 @@ def test_when_the_computing_request_fails_the_waiting_ones_still_get_an_answer(m
 
 
 @pytest.mark.parametrize("backend", ["postgresql"])
-def test_a_lock_left_by_a_dead_request_expires(make_app, redis_settings):
-    app = make_app(CACHE_LOCK_MS=200, CACHE_LOCK_WAIT_MS=30_000, **redis_settings)
+def test_a_lock_left_by_a_dead_request_expires(make_app, redis_settings, monkeypatch):
+    """A request that dies between taking the stampede lock and letting go of it (its process killed; here
+    PageStore.finish, the only thing that lets go, never runs) leaves a lock that expires within CACHE_LOCK_MS.
+    Both locks the app takes are checked: the lookup's, and the one a waiter takes over once the first expired.
+    (Caught: the app's locks made never to expire, the lookup script's SET and RedisBackend.lock without PX.)"""
+    lock_ms = 1500
+    app = make_app(CACHE_LOCK_MS=lock_ms, CACHE_LOCK_WAIT_MS=30_000, **redis_settings)
     runs = counted_view(app, seconds=0)
     client = app.test_client()
     redis = Redis.from_url(redis_settings["REDIS_URL"])
-    client.get("/api/v1/test/counted")
-    page = next(redis.scan_iter(match=f"{redis_settings['CACHE_KEY_PREFIX']}page:*"))
-    lock = page.replace(b":page:", b":lock:")
-    redis.delete(page)
-    redis.set(lock, "held by a request that died", px=200)  # nobody will ever unlock it
+    prefix = redis_settings["CACHE_KEY_PREFIX"]
+    let_go = PageStore.finish
+    monkeypatch.setattr(PageStore, "finish", lambda *_args, **_kwargs: None)
 
-    response = client.get("/api/v1/test/counted")
+    def lock_left() -> tuple[bytes, int]:
+        [lock] = list(redis.scan_iter(match=f"{prefix}lock:*"))
+        return lock, redis.pttl(lock)
 
-    assert response.status_code == 200 and runs["n"] == 2
+    # The first request takes the lock in its lookup, computes, and dies before storing the page or letting go.
+    assert client.get("/api/v1/test/counted").status_code == 200 and runs["n"] == 1
+    first, ttl = lock_left()
+    assert 0 < ttl <= lock_ms  # -1 would be a lock that never expires
+    assert list(redis.scan_iter(match=f"{prefix}page:*")) == []
+
+    # The next one waits for that lock, takes it over once it expired (RedisBackend.lock), and dies the same way.
+    started = time.monotonic()
+    assert client.get("/api/v1/test/counted").status_code == 200 and runs["n"] == 2
+    waited = time.monotonic() - started
+    second, ttl = lock_left()
+    assert second == first and 0 < ttl <= lock_ms
+    assert waited < lock_ms / 1000 + 5  # the lock's lifetime, not CACHE_LOCK_WAIT_MS (30 s)
+
+    # A request that lives takes over once more, and its page is served from then on.
+    monkeypatch.setattr(PageStore, "finish", let_go)
+    assert client.get("/api/v1/test/counted").get_json() == {"run": 3}
+    assert list(redis.scan_iter(match=f"{prefix}lock:*")) == []
+    hit = client.get("/api/v1/test/counted")
+    assert hit.headers["X-Cache"] == "HIT" and hit.get_json() == {"run": 3} and runs["n"] == 3
 
 
 @pytest.fixture

@@ -46,6 +46,8 @@ GRACE = 0.5  # seconds a client keeps listening after the sentinel, for anything
 SWEEP_SECONDS = 1  # the pair's SOCKET_SWEEP_SECONDS: expiry and stats within about a second
 EVENTS_PER_MINUTE = 5  # instance C's SOCKET_EVENTS_PER_MINUTE
 LONG_SWEEP_SECONDS = 600  # instance C's SOCKET_SWEEP_SECONDS
+DYING_SWEEP_SECONDS = 2  # the killed instance's SOCKET_SWEEP_SECONDS: its entry is stale 6 s after its last figures
+TOKEN_SECONDS = 4  # the expiry test's token: long enough to set its clients up under load, short to wait for
 
 
 # Servers
@@ -598,9 +600,13 @@ def test_revoking_a_users_tokens_ends_their_sockets_on_every_instance(scene, ins
 
 
 def test_a_socket_whose_token_expires_is_signed_out(scene, instance_c, factory, app):
+    """Signed out by the sweep once the token's own `exp` has passed, never before it, without sending anything.
+    The moment is the client's record of `auth_error`, which is after the server sent it whatever the load (the
+    only slack is on the safe side). (Caught: a sweep 0.9 s early, which the old check, 1 s of slack measured
+    after waiting, let pass.)"""
     customer = factory.user()
     order = factory.order_of(customer, factory.product())
-    app.config["JWT_EXPIRES_SECONDS"] = 2
+    app.config["JWT_EXPIRES_SECONDS"] = TOKEN_SECONDS
     short = factory.token(customer)
     app.config["JWT_EXPIRES_SECONDS"] = TestingConfig.JWT_EXPIRES_SECONDS
     expires_at = jwt.decode(short, options={"verify_signature": False})["exp"]
@@ -610,11 +616,14 @@ def test_a_socket_whose_token_expires_is_signed_out(scene, instance_c, factory, 
     assert quiet.call("track_order", order.id) == {"orderId": order.id, "status": "pending"}
     admin = scene.peer(scene.a, scene.admin)
     assert admin.call("track_order", order.id) == {"orderId": order.id, "status": "pending"}
+    assert time.time() < expires_at - 1, "set-up outlasted the token: raise TOKEN_SECONDS"
     scene.mark()
 
-    # Ended by the sweep (every SOCKET_SWEEP_SECONDS), without the socket sending anything.
-    assert client.wait_for("auth_error", timeout=2 + SWEEP_SECONDS + 3) == [{"message": "Token has expired"}]
-    assert time.time() >= expires_at - 1  # not before the token's time (exp is in whole seconds)
+    # Ended by the sweep (every SOCKET_SWEEP_SECONDS, and at the first expiry), without the socket sending anything.
+    assert client.wait_for("auth_error", timeout=expires_at - time.time() + SWEEP_SECONDS + 3) == [
+        {"message": "Token has expired"}]
+    [ended_at] = client.arrivals("auth_error")
+    assert ended_at >= expires_at, f"signed out {expires_at - ended_at:.3f} s before the token expired"
     # C sweeps too rarely to notice: its socket's next event finds the token expired.
     assert quiet.call("track_order", order.id) == refusal("UNAUTHENTICATED")
 
@@ -650,6 +659,7 @@ def total_with_others(ab_total: dict, stats: dict, masters: set[int]) -> dict:
 
 
 def test_the_stats_of_either_instance_report_both_and_the_total(scene, factory):
+    """Both live instances, as either sees them. That a stopped instance leaves the figures is the next test's."""
     customer = factory.user()
     order = factory.order_of(customer, factory.product())
     tracker = scene.peer(scene.a, customer)
@@ -691,3 +701,69 @@ def test_the_stats_of_either_instance_report_both_and_the_total(scene, factory):
     customer_view = api(scene.a, "GET", "/admin/realtime/stats", factory.token(customer))
     assert customer_view.status_code == 403, customer_view.text
 
+
+
+def test_an_instance_that_dies_leaves_the_figures_once_its_own_staleness_bound_passed(scene, factory, tmp_root,
+                                                                                     redis_settings):
+    """An instance killed outright (SIGKILL: it cannot clean up) is counted, with its last figures, until the
+    `staleAfter` it published (three of its own sweep intervals after its last figures), and never after: every
+    read of the stats before that moment lists it, every read begun after it does not, and its entry is dropped
+    from Redis. (Caught: the `staleAfter` check removed from stats.collect, which kept a dead instance forever.)"""
+    env = {"DATABASE_URL": database_url("postgresql", tmp_root), "SOCKET_SWEEP_SECONDS": str(DYING_SWEEP_SECONDS),
+           **redis_settings}
+    dying = LiveServer(env, server="wsgi", log_path=tmp_root / "realtime-dying.log").start()  # one process
+    customer = factory.user()
+    try:
+        client = scene.peer(dying, customer)
+
+        def read() -> dict[str, Any]:
+            response = api(scene.a, "GET", "/admin/realtime/stats", scene.admin_token)
+            assert response.status_code == 200, response.text
+            stats = response.json()
+            return stats.get("data", stats)
+
+        def entry(stats: dict[str, Any]) -> dict[str, Any] | None:
+            return next((e for e in stats["instances"] if e["pid"] == dying.process.pid), None)
+
+        def figures(listed: dict[str, Any] | None) -> tuple[int, int, int] | None:
+            if listed is None:
+                return None
+            return listed["connectedClients"], listed["authenticatedClients"], listed["rooms"]["inventory"]["members"]
+
+        deadline = time.monotonic() + 2 * DYING_SWEEP_SECONDS + 10
+        while figures(entry(read())) != (1, 1, 1):  # its client signed in and tracking, as of a sweep after that
+            assert time.monotonic() < deadline, "the instance never published its figures"
+            time.sleep(0.2)
+    finally:
+        dying.process.kill()  # no shutdown of any kind
+        dying.process.wait()
+    killed_at = time.time()
+    client.close()
+
+    redis = shared_redis(TestingConfig.TEST_REDIS_URL)
+    key = f"{redis_settings['CACHE_KEY_PREFIX']}realtime:instances"
+    [(field, last)] = [(f, json.loads(raw)) for f, raw in redis.hgetall(key).items()
+                       if json.loads(raw)["pid"] == dying.process.pid]
+    stale_after = last["staleAfter"]
+    assert stale_after == pytest.approx(last["updatedAt"] + 3 * DYING_SWEEP_SECONDS, abs=0.1)
+    assert stale_after <= killed_at + 3 * DYING_SWEEP_SECONDS + 0.1  # it published no later than its death
+
+    readings = []  # (sent, answered, listed, total instances, instances shown)
+    deadline = stale_after + 10
+    while time.time() < deadline:
+        sent = time.time()
+        stats = read()
+        readings.append((sent, time.time(), entry(stats) is not None, stats["total"]["instances"],
+                         len(stats["instances"])))
+        if sent > stale_after:
+            break
+        time.sleep(0.1)
+    for sent, answered, listed, total, shown in readings:
+        assert total == shown
+        if answered < stale_after:
+            assert listed, f"dropped {stale_after - answered:.3f} s before its staleness bound"
+        if sent > stale_after:
+            assert not listed, f"still counted {sent - stale_after:.3f} s after its staleness bound"
+    assert any(answered < stale_after for _, answered, *_ in readings), "no read before the bound: too slow"
+    assert readings[-1][0] > stale_after, "no read after the bound"
+    assert not redis.hexists(key, field)  # the reader that found it stale dropped it

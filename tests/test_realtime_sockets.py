@@ -5,11 +5,13 @@ from __future__ import annotations
 
 import logging
 import time
+from types import SimpleNamespace
 
 import jwt
 import pytest
 
-from fantasize.realtime import realtime_of
+from fantasize.realtime import realtime_of, sockets
+from fantasize.realtime.sockets import Socket
 from fantasize.services.tokens import ALGORITHM
 
 
@@ -49,15 +51,66 @@ def test_the_public_cannot_track_what_it_cannot_see(app, factory):
     assert admin.emit("track_inventory", hidden.id, callback=True)["productId"] == hidden.id
 
 
-def test_a_socket_may_send_so_many_events_a_minute(make_app, factory):
+def test_a_socket_may_send_so_many_events_a_minute(make_app, factory, monkeypatch):
+    """The limit is a sliding minute, through the handlers: refused past it, answered again once the minute
+    moved on. (Caught: the limit turned into a lifetime cap, Socket.allow_event never dropping old events.)"""
+    clock = {"now": 1000.0}
+    # The registry's clock only (not the time module's, which the server's own timers use).
+    monkeypatch.setattr(sockets, "time", SimpleNamespace(monotonic=lambda: clock["now"]))
     app = make_app(SOCKET_EVENTS_PER_MINUTE=3)
     with app.app_context():
         product = factory.product()
         sock = connect(app)
-        answers = [sock.emit("track_inventory", product.id, callback=True) for _ in range(4)]
-    assert [a.get("productId") for a in answers[:3]] == [product.id] * 3
-    assert answers[3]["error"]["code"] == "RATE_LIMITED"
-    assert received(app, sock, "error")[-1]["code"] == "RATE_LIMITED"
+
+        def track() -> dict:
+            return sock.emit("track_inventory", product.id, callback=True)
+
+        answers = [track() for _ in range(4)]
+        assert [a.get("productId") for a in answers[:3]] == [product.id] * 3
+        assert answers[3]["error"]["code"] == "RATE_LIMITED"
+        assert received(app, sock, "error")[-1]["code"] == "RATE_LIMITED"
+        clock["now"] += 59.9
+        assert track()["error"]["code"] == "RATE_LIMITED"  # the minute has not passed yet
+        clock["now"] += 0.1
+        # A minute after the first three: all three slid out (the refused ones were never counted).
+        assert [track().get("productId") for _ in range(3)] == [product.id] * 3
+        assert track()["error"]["code"] == "RATE_LIMITED"
+
+
+def test_the_event_limit_is_a_sliding_minute():
+    """Socket.allow_event across the window: each event counts for exactly 60 s from when it was sent, so a
+    long-lived socket gets back one event per event that slid out, never a lifetime cap nor a fixed window.
+    (Caught: the limit turned into a lifetime cap, no event ever dropped from `sent`.)"""
+    sock = Socket("sid")
+    for at in (0.0, 10.0, 20.0):
+        assert sock.allow_event(3, now=at)
+    assert not sock.allow_event(3, now=20.0)
+    assert not sock.allow_event(3, now=59.999)  # the event at 0 still counts
+    assert sock.allow_event(3, now=60.0)  # it slid out: one place, no more
+    assert not sock.allow_event(3, now=60.0)
+    assert not sock.allow_event(3, now=69.9)
+    assert sock.allow_event(3, now=70.0)  # the event at 10 slid out
+    assert not sock.allow_event(3, now=75.0)
+    # Refused events are not counted: at 80 the event at 20 slides out, whatever was refused since.
+    assert sock.allow_event(3, now=80.0)
+    assert not sock.allow_event(3, now=80.5)
+    # Long after, the whole budget is back, for as long as the socket lives.
+    for start in (1_000.0, 10_000.0, 100_000.0):
+        assert [sock.allow_event(3, now=start + step) for step in (0, 1, 2, 3)] == [True, True, True, False]
+    assert len(sock.sent) == 3  # what is kept is bounded by the limit, whatever the socket sent
+
+
+def test_a_partly_slid_window_frees_one_place_per_event_that_left_it():
+    """A window partly slid: events sent at different times leave it one by one, in the order they were sent.
+    (Caught: a lifetime cap, and a fixed window that forgets every event once the oldest is a minute old.)"""
+    sock = Socket("sid")
+    assert all(sock.allow_event(2, now=at) for at in (100.0, 130.0))
+    assert not sock.allow_event(2, now=159.0)
+    assert sock.allow_event(2, now=160.5)  # 100 slid out; 130 and 160.5 now count
+    assert not sock.allow_event(2, now=189.9)
+    assert sock.allow_event(2, now=190.0)  # 130 slid out
+    assert not sock.allow_event(2, now=220.4)  # 160.5 still counts
+    assert sock.allow_event(2, now=220.5)
 
 
 def test_an_expired_token_ends_the_session_at_the_next_event(app, factory):
@@ -74,13 +127,23 @@ def test_an_expired_token_ends_the_session_at_the_next_event(app, factory):
 
 
 def test_signing_in_as_someone_else_leaves_the_first_users_rooms(app, factory, client):
+    """The first user's order moves (the PATCH succeeds, and a tracker that stayed hears it), and the socket that
+    signed in as someone else hears nothing of it. (Caught: a refused PATCH, wrong URL or body, which emits
+    nothing and so passed whatever the rooms.)"""
     first, second, admin = factory.user(), factory.user(), factory.admin()
     order = factory.order_of(first, factory.product())
     sock = connect(app, factory.token(first))
-    sock.emit("track_order", order.id, callback=True)
+    assert sock.emit("track_order", order.id, callback=True) == {"orderId": order.id, "status": "pending"}
+    stayed = connect(app, factory.token(first))  # the first user's other socket: their room and the order's
+    assert stayed.emit("track_order", order.id, callback=True) == {"orderId": order.id, "status": "pending"}
     assert sock.emit("authenticate", factory.token(second), callback=True)["userId"] == second.id
     received(app, sock)
-    client.patch(f"/api/v1/orders/{order.id}/status", json={"status": "confirmed"}, headers=factory.headers(admin))
+    received(app, stayed)
+    answer = client.patch(f"/api/v1/orders/{order.id}/status", json={"status": "confirmed"},
+                          headers=factory.headers(admin))
+    assert answer.status_code == 200, answer.json
+    assert answer.json["status"] == "confirmed"
+    assert [update["orderId"] for update in received(app, stayed, "order_status_update")] == [order.id]
     assert received(app, sock) == []
 
 
@@ -119,6 +182,8 @@ def test_inventory_updates_carry_no_order_id(app, factory, client):
 
 
 def test_an_emit_that_fails_never_fails_the_request(app, factory, client, rt, monkeypatch, caplog):
+    """An emit that raises is logged, and the request that committed the change answers regardless. A queue that
+    hangs rather than fails (which catches an emit made in the request's way) is tests/test_realtime_outage.py's."""
     product = factory.product(quantity=5)
 
     def broken(*_args, **_kwargs):

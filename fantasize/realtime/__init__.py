@@ -60,9 +60,10 @@ class Realtime:
         self.async_mode = "gevent" if under_gevent() else "threading"
         manager = None
         if self.queue_url:
-            # Connect timeout only: the listener blocks on its subscription, so no read timeout.
+            # A read timeout bounds a publish to a Redis that accepts and never answers (redis-py's default, 5 s,
+            # twice per emit, held the outbox 10 s an event); the listener's blocking read is not subject to it.
             manager = python_socketio.RedisManager(self.queue_url, channel=f"{cfg['CACHE_KEY_PREFIX']}socketio",
-                                                   redis_options={"socket_connect_timeout": 1})
+                                                   redis_options={"socket_connect_timeout": 1, "socket_timeout": 1})
         self.socketio = SocketIO(
             app,
             async_mode=self.async_mode,

@@ -18,7 +18,7 @@ import json
 import logging
 import time
 from collections.abc import Iterable
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from redis import Redis
 from redis.exceptions import RedisError
@@ -93,21 +93,51 @@ def _first_expiry(realtime: Realtime) -> float:
     return time.monotonic() + max(0.0, min(expiries) - time.time())
 
 
+def _listen(realtime: Realtime) -> Any:
+    """A subscription to the revocations channel, or None while Redis is away (tried again at the next sweep).
+    A read timeout, so a Redis that accepts and never answers holds the loop for a second, not for good: its
+    waits for messages are polls (`get_message(timeout=...)`), which no read timeout cuts short."""
+    pubsub = None
+    try:
+        listener = Redis.from_url(realtime.queue_url, socket_connect_timeout=1, socket_timeout=1)
+        pubsub = listener.pubsub(ignore_subscribe_messages=True)
+        pubsub.subscribe(channel(realtime))
+        return pubsub
+    except (RedisError, OSError):
+        log.warning("cannot listen for revocations; the sweep alone ends revoked sessions until Redis answers")
+        if pubsub is not None:
+            with contextlib.suppress(Exception):  # closing a broken connection
+                pubsub.close()
+        return None
+
+
 def run(realtime: Realtime) -> None:
-    """The loop of a process that holds sockets: revocations as they come, a sweep and the figures every interval."""
+    """The loop of a process that holds sockets: revocations as they come, a sweep and the figures every interval.
+    The sweep does not depend on Redis: while the queue is away it is what ends revoked sessions."""
     interval = realtime.sweep_seconds
     pubsub = None
+    listen_at = time.monotonic()  # when to (re)subscribe next, while not subscribed
     next_sweep = time.monotonic()  # at once: the instance's figures are published from its first socket on
     while not realtime.stopped:
         try:
-            if realtime.queue_url and pubsub is None:
-                listener = Redis.from_url(realtime.queue_url, socket_connect_timeout=1)
-                pubsub = listener.pubsub(ignore_subscribe_messages=True)
-                pubsub.subscribe(channel(realtime))
+            if realtime.queue_url and pubsub is None and time.monotonic() >= listen_at:
+                pubsub = _listen(realtime)
+                listen_at = time.monotonic() + interval
             # Wake for the next sweep, or sooner when a token expires first (its socket leaves its rooms then).
             next_sweep = min(next_sweep, _first_expiry(realtime))
             wait = max(0.0, next_sweep - time.monotonic())
-            message = pubsub.get_message(timeout=wait) if pubsub is not None else realtime.socketio.sleep(wait)
+            message = None
+            if pubsub is None:
+                realtime.socketio.sleep(wait)
+            else:
+                try:
+                    message = pubsub.get_message(timeout=wait)
+                except (RedisError, OSError):
+                    log.warning("lost the revocations channel; the sweep alone ends revoked sessions meanwhile")
+                    with contextlib.suppress(Exception):  # closing a broken connection
+                        pubsub.close()
+                    pubsub = None
+                    listen_at = time.monotonic() + interval
             if message and message.get("type") == "message":
                 user_id = json.loads(message["data"]).get("userId")
                 if isinstance(user_id, int):
@@ -118,11 +148,7 @@ def run(realtime: Realtime) -> None:
                 with realtime.app.app_context():
                     check(realtime)
                 stats.publish(realtime)
-        except Exception:  # Redis or the database away: keep serving, try again next interval
+        except Exception:  # the database away, or a bad message: keep serving, try again next interval
             log.warning("real-time sweep failed; retrying", exc_info=True)
-            if pubsub is not None:
-                with contextlib.suppress(Exception):  # closing a broken connection
-                    pubsub.close()
-            pubsub = None
             realtime.socketio.sleep(interval)
             next_sweep = time.monotonic()

@@ -28,14 +28,21 @@ log = logging.getLogger("fantasize.realtime")
 Reply = dict[str, Any]
 
 
+def _to_caller(event: str, payload: Reply) -> None:
+    """Emit to the socket whose event this is. It is connected to this process, so the message queue is not
+    used: nothing there is for another instance, and a queue that hangs must not hold the handler (and its
+    database connection) nor the caller's acknowledgement."""
+    emit(event, payload, ignore_queue=True)
+
+
 def refuse(event: str, code: str, message: str) -> Reply:
     """Tell the caller its event was refused: an `error` event, and the same through its acknowledgement."""
-    emit("error", {"code": code, "message": message, "event": event})
+    _to_caller("error", {"code": code, "message": message, "event": event})
     return {"error": {"code": code, "message": message}}
 
 
 def reply(event: str, payload: Reply) -> Reply:
-    emit(event, payload)
+    _to_caller(event, payload)
     return payload
 
 
@@ -101,7 +108,7 @@ def sign_in(socket: Socket, token: Any) -> Reply:
 def _auth_error(socket: Socket, message: str) -> Reply:
     if socket.signed_in is not None:
         sign_out(socket)
-    emit("auth_error", {"message": message})
+    _to_caller("auth_error", {"message": message})
     return {"error": {"code": "UNAUTHENTICATED", "message": message}}
 
 
