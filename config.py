@@ -202,6 +202,9 @@ class Config:
     # Real time (fantasize.realtime). Events a socket may send per minute, counted per socket by the instance that
     # holds it (a socket stays on one instance for its whole life).
     SOCKET_EVENTS_PER_MINUTE = _int("SOCKET_EVENTS_PER_MINUTE", 60)
+    # The largest message a socket client may send, in bytes, on either transport (a long-polling POST body, a
+    # websocket message): client events are ids and tokens. Larger closes the socket before it is held.
+    SOCKET_MAX_MESSAGE_BYTES = _int("SOCKET_MAX_MESSAGE_BYTES", 64 * 1024)
     # Where Socket.IO events travel between processes (another instance, a `flask` command): Redis when REDIS_URL is
     # set, else in-process only.
     SOCKETIO_MESSAGE_QUEUE = _env("SOCKETIO_MESSAGE_QUEUE") or redis_url()

@@ -29,7 +29,7 @@ from flask import Flask
 from flask_socketio import SocketIO
 from redis import Redis
 
-from fantasize.realtime import guard, handlers, live, outbox
+from fantasize.realtime import guard, handlers, inbound, live, outbox
 from fantasize.realtime.sockets import Registry, SignedIn, Socket, order_room, user_room
 
 log = logging.getLogger("fantasize.realtime")
@@ -54,6 +54,7 @@ class Realtime:
         self.instance_id = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:6]}"
         self.sweep_seconds = max(1, cfg["SOCKET_SWEEP_SECONDS"])
         self.async_mode = "gevent" if under_gevent() else "threading"
+        self.max_message_bytes = cfg["SOCKET_MAX_MESSAGE_BYTES"]
         manager = None
         if self.queue_url:
             # Connect timeout only: the listener blocks on its subscription, so no read timeout.
@@ -65,10 +66,12 @@ class Realtime:
             client_manager=manager,
             cors_allowed_origins=self._origin_allowed,
             manage_session=False,  # a socket's state lives in `registry`, not in a Flask session
-            max_http_buffer_size=64 * 1024,  # client events are ids and tokens
+            max_http_buffer_size=self.max_message_bytes,  # long-polling; the websocket's bound is inbound's
+            serializer=inbound.TextPacket,  # no binary packets, no malformed events
             logger=False,
             engineio_logger=False,
         )
+        inbound.install(self.socketio.server, self.max_message_bytes)
         self._route_only_socket_paths(app)
         self.outbox = outbox.Outbox(self)
         self._loop_lock = threading.Lock()
@@ -77,17 +80,21 @@ class Realtime:
         self.stopped = False
         handlers.register(self.socketio, lambda: cfg["SOCKET_EVENTS_PER_MINUTE"])
 
-    @staticmethod
-    def _route_only_socket_paths(app: Flask) -> None:
+    def _route_only_socket_paths(self, app: Flask) -> None:
         """Send only /socket.io/ requests through Flask-SocketIO's middleware; every other request goes straight
         to the app (the middleware copies each environ and engine.io builds a class per request: ~2% of a
-        cached read)."""
+        cached read). A long-polling POST is checked first (inbound.refuse_post)."""
         middleware = app.wsgi_app
         plain = middleware.wsgi_app
         path = middleware.engineio_path.rstrip("/") + "/"
 
         def dispatch(environ: dict[str, Any], start_response: Any) -> Any:
             if environ.get("PATH_INFO", "").startswith(path):
+                if environ.get("REQUEST_METHOD") == "POST":
+                    refused = inbound.refuse_post(self.socketio.server, environ, start_response,
+                                                  self.max_message_bytes)
+                    if refused is not None:
+                        return refused
                 return middleware(environ, start_response)
             return plain(environ, start_response)
 
