@@ -304,10 +304,13 @@ def test_long_polling_refuses_over_size_binary_and_malformed_posts(server, log_p
 
 # Fuzz
 
-TEMPLATES = ["2", "3", "6", "1", "5", "40", "41", '40{"token":"x"}', "42[\"track_inventory\",1]",
-             '421["track_inventory",{"productId":1}]', '422["untrack_inventory",1]', '42["authenticate","a.b.c"]',
-             '423["track_order",{"orderId":"1"}]', '43[{"a":1}]', '4312["x"]', '42["x",{"_placeholder":true,"num":0}]',
-             '451-["x",{"_placeholder":true,"num":0}]', '40/admin,', '42/admin,["x"]', "b" + "AAEC"]
+# Packets a client may send on either transport (some refused by the handlers, none closing the socket), then
+# others only a server sends or that the checks refuse.
+CLEAN = ["3", '42["track_inventory",1]', '421["track_inventory",{"productId":1}]', '422["untrack_inventory",1]',
+         '42["authenticate","a.b.c"]', '423["track_order",{"orderId":"1"}]', '4312["x"]', '40/admin,',
+         '42/admin,["x"]', '42["x",{"_placeholder":true,"num":0}]']
+TEMPLATES = [*CLEAN, "2", "6", "1", "5", "40", "41", '40{"token":"x"}', '43[{"a":1}]',
+             '451-["x",{"_placeholder":true,"num":0}]', "b" + "AAEC"]
 
 mutated = st.builds(
     lambda template, at, cut, insert: template[:at % (len(template) + 1)] + insert
@@ -325,33 +328,40 @@ ws_frame = st.one_of(
     st.builds(lambda opcode, rsv, fin, payload: frame(opcode, payload, fin=fin, rsv=rsv),
               st.integers(0, 15), st.integers(0, 7), st.booleans(), st.binary(max_size=30)),
     st.binary(min_size=1, max_size=30))  # not even a frame
-session = st.tuples(st.sampled_from(["websocket", "polling"]), st.lists(st.tuples(ws_frame, packet), min_size=1,
-                                                                     max_size=25))
+# A session: a transport, a few packets a client may send, then random and mutated ones (a frame for the websocket,
+# a POST body for long-polling), until the server closes it.
+session = st.tuples(st.sampled_from(["websocket", "polling"]), st.lists(st.sampled_from(CLEAN), max_size=20),
+                    st.lists(st.tuples(ws_frame, packet), min_size=1, max_size=10))
 
 
 def test_fuzzed_frames_over_both_transports_never_kill_or_bloat_the_worker(server, log_path, tracker):
-    sent = {"frames": 0, "sockets": 0}
+    """Seeded (derandomize), 400 sessions, a few thousand frames, well under 60 s. Each session, even a refused one,
+    costs engine.io some 12 kB for about 25 s after it closes (its ping task holds the socket), which the RSS bound
+    allows for 400."""
+    sent = {"frames": 0, "fuzzed": 0, "sessions": 0}  # frames delivered (the fuzzed ones: after the clean ones)
     statuses: list[int] = []
 
-    @settings(derandomize=True, max_examples=600, deadline=None, database=None, phases=[Phase.generate],
+    @settings(derandomize=True, max_examples=400, deadline=None, database=None, phases=[Phase.generate],
               suppress_health_check=list(HealthCheck))
     @given(session)
     def fuzz(example):
-        transport, items = example
-        sent["sockets"] += 1
+        transport, clean, fuzzed = example
+        sent["sessions"] += 1
         if transport == "websocket":
             raw = RawSocket(server, timeout=5).open()
-            for data, _packet in items:
+            for at, data in enumerate([frame(TEXT, text.encode()) for text in clean] + [data for data, _ in fuzzed]):
                 if not raw.send(data):
                     break
                 sent["frames"] += 1
+                sent["fuzzed"] += at >= len(clean)
             raw.closed(timeout=0.05)
             raw.close()
         else:
             client = Polling(server)
-            for _frame, body in items:
+            for at, body in enumerate(clean + [body for _data, body in fuzzed]):
                 answer = client.post(body)
                 sent["frames"] += 1
+                sent["fuzzed"] += at >= len(clean)
                 statuses.append(answer.status_code)
                 if answer.status_code != 200:
                     break
@@ -362,8 +372,8 @@ def test_fuzzed_frames_over_both_transports_never_kill_or_bloat_the_worker(serve
         started = time.monotonic()
         fuzz()
         took = time.monotonic() - started
-    survived(server, watch, tracker, refused_sockets=sent["sockets"])
-    assert sent["frames"] >= 2000, sent
+    survived(server, watch, tracker, refused_sockets=sent["sessions"])
+    assert sent["frames"] >= 2500 and sent["fuzzed"] >= 1000, sent  # 2,924 and 1,079 when written
     assert max(statuses) < 500, sorted(set(statuses))
     assert took < 60, f"the fuzz took {took:.0f} s"
 
