@@ -181,6 +181,14 @@ class RawSocket:
         self.sock.close()
 
 
+def upgrade_status(server: LiveServer, headers: list[str], query: str = "EIO=4&transport=websocket") -> int:
+    """The HTTP status a websocket request to /socket.io/ with these headers gets."""
+    with socket.create_connection(("127.0.0.1", server.port), timeout=10) as sock:
+        lines = [f"GET /socket.io/?{query} HTTP/1.1", f"Host: 127.0.0.1:{server.port}", *headers]
+        sock.sendall(("\r\n".join(lines) + "\r\n\r\n").encode())
+        return int(sock.recv(4096).split(b" ", 2)[1])
+
+
 class Polling:
     """A Socket.IO client over long-polling, by hand."""
 

@@ -40,6 +40,7 @@ from tests.raw_sockets import (
     Watch,
     deflated_event,
     frame,
+    upgrade_status,
     worker_pid,
 )
 from tests.realtime_clients import Peer
@@ -258,6 +259,25 @@ def test_malformed_frames_close_their_socket_with_one_log_line_at_most(server, l
             raw.close()
     survived(server, watch, tracker, refused_sockets=len(MALFORMED_FRAMES))
     assert not still_open, still_open
+
+
+def test_malformed_websocket_handshakes_get_400_never_500(server, log_path, tracker):
+    key, upgrade = "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==", ["Upgrade: websocket", "Connection: Upgrade"]
+    handshakes = {
+        "no key": [*upgrade, "Sec-WebSocket-Version: 13"],
+        "no version": [*upgrade, key],
+        "version 12": [*upgrade, key, "Sec-WebSocket-Version: 12"],
+        "no Connection: Upgrade": ["Upgrade: websocket", key, "Sec-WebSocket-Version: 13"],
+        "no Upgrade": ["Connection: Upgrade", key, "Sec-WebSocket-Version: 13"],
+    }
+    with Watch(server, log_path) as watch:
+        statuses = {name: upgrade_status(server, headers) for name, headers in handshakes.items()}
+        # an extension offer the server would trip on if it negotiated one: ignored
+        garbled = upgrade_status(server, [*upgrade, key, "Sec-WebSocket-Version: 13",
+                                          "Sec-WebSocket-Extensions: permessage-deflate; client_max_window_bits=99"])
+    survived(server, watch, tracker, refused_sockets=len(handshakes))
+    assert statuses == dict.fromkeys(handshakes, 400)
+    assert garbled == 101
 
 
 # Long-polling

@@ -83,18 +83,17 @@ class Realtime:
     def _route_only_socket_paths(self, app: Flask) -> None:
         """Send only /socket.io/ requests through Flask-SocketIO's middleware; every other request goes straight
         to the app (the middleware copies each environ and engine.io builds a class per request: ~2% of a
-        cached read). A long-polling POST is checked first (inbound.refuse_post)."""
+        cached read). What a socket client sends is checked first (inbound.refuse_request)."""
         middleware = app.wsgi_app
         plain = middleware.wsgi_app
         path = middleware.engineio_path.rstrip("/") + "/"
 
         def dispatch(environ: dict[str, Any], start_response: Any) -> Any:
             if environ.get("PATH_INFO", "").startswith(path):
-                if environ.get("REQUEST_METHOD") == "POST":
-                    refused = inbound.refuse_post(self.socketio.server, environ, start_response,
-                                                  self.max_message_bytes)
-                    if refused is not None:
-                        return refused
+                refused = inbound.refuse_request(self.socketio.server, environ, start_response,
+                                                 self.max_message_bytes)
+                if refused is not None:
+                    return refused
                 return middleware(environ, start_response)
             return plain(environ, start_response)
 

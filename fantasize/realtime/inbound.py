@@ -8,8 +8,8 @@ One check per place where input is read:
   message's bytes as they arrive and closes at the bound (1009), closes at the first binary frame (1003), holds at
   most PENDING_MESSAGES received messages (then stops reading: the client waits, not the worker's memory), and hands
   engine.io only a well-formed Engine.IO packet;
-- long-polling POST bodies: `refuse_post`, called by Realtime's dispatch, reads the body (bounded) and checks it
-  (`polling_refusal`) before engine.io decodes it;
+- long-polling POST bodies: `refuse_request`, called by Realtime's dispatch, reads the body (bounded) and checks
+  it (`polling_refusal`) before engine.io decodes it;
 - Socket.IO packets, from either transport: `TextPacket` refuses binary packets (BINARY_EVENT, BINARY_ACK, whose
   attachments would pile up until the socket left), packets a client never sends, and events whose shape the
   server would trip on; `guard` turns that refusal into closing the socket.
@@ -33,7 +33,7 @@ from engineio.payload import Payload
 from socketio import packet as sio
 from wsproto.events import AcceptConnection, BytesMessage, CloseConnection, Ping, Pong, Request, TextMessage
 from wsproto.frame_protocol import CloseReason
-from wsproto.utilities import LocalProtocolError
+from wsproto.utilities import LocalProtocolError, RemoteProtocolError
 
 log = logging.getLogger("fantasize.realtime")
 
@@ -147,12 +147,25 @@ def guard(server: socketio.Server) -> None:
 # Long-polling
 
 
-def refuse_post(server: socketio.Server, environ: dict[str, Any], start_response: Any,
-                max_bytes: int) -> list[bytes] | None:
-    """A 400 for a long-polling POST whose body `polling_refusal` refuses, its socket closed; None lets engine.io
-    serve the request (the body put back)."""
+def refuse_request(server: socketio.Server, environ: dict[str, Any], start_response: Any,
+                   max_bytes: int) -> list[bytes] | None:
+    """A 400 for a /socket.io/ request refused before engine.io sees it; None lets engine.io serve it:
+    - a long-polling POST whose body `polling_refusal` refuses (its socket closed);
+    - a websocket GET without its Upgrade headers (engine.io would take it for a poll and answer 500)."""
+    query = parse_qs(environ.get("QUERY_STRING", ""))
+    if environ.get("REQUEST_METHOD") == "POST":
+        return _refuse_post(server, environ, start_response, max_bytes, (query.get("sid") or [None])[0])
+    if environ.get("REQUEST_METHOD") == "GET" and query.get("transport") == ["websocket"]:
+        connection = {token.strip() for token in environ.get("HTTP_CONNECTION", "").lower().split(",")}
+        if "upgrade" not in connection or environ.get("HTTP_UPGRADE", "").lower() != "websocket":
+            start_response("400 BAD REQUEST", [("Content-Type", "text/plain; charset=utf-8")])
+            return [b"Refused: a websocket request needs Connection: Upgrade and Upgrade: websocket"]
+    return None
+
+
+def _refuse_post(server: socketio.Server, environ: dict[str, Any], start_response: Any, max_bytes: int,
+                 sid: str | None) -> list[bytes] | None:
     eio = server.eio
-    sid = (parse_qs(environ.get("QUERY_STRING", "")).get("sid") or [None])[0]
     sock = eio.sockets.get(sid) if sid else None
     if sock is None or sock.upgraded:
         return None  # engine.io answers these itself, reading no body
@@ -304,8 +317,16 @@ def text_websocket(driver: type, max_bytes: int) -> type:
 
     class TextWebSocket(driver):
         def __call__(self, environ: dict[str, Any], start_response: Any) -> Any:
-            # As SimpleWebSocketWSGI.__call__, with TextServer for simple_websocket.Server.
-            self.ws = TextServer(environ, max_message_size=max_bytes, **self.server_args)
+            # As SimpleWebSocketWSGI.__call__, with TextServer for simple_websocket.Server, and a 400 for a
+            # malformed handshake (simple_websocket raises: a 500 and a traceback).
+            try:
+                self.ws = TextServer(environ, max_message_size=max_bytes, **self.server_args)
+            except (RemoteProtocolError, simple_websocket.ConnectionError) as exc:
+                refuse(f"websocket handshake ({exc})", environ, transport="websocket",
+                       remote=environ.get("REMOTE_ADDR"))
+                self.app.__self__.close(wait=False, abort=True)  # the engine.io socket this upgrade was for
+                start_response("400 BAD REQUEST", [("Content-Type", "text/plain; charset=utf-8")])
+                return [b"Refused: a malformed websocket handshake"]
             served = self.app(self)
             if self.ws.mode == "gunicorn":
                 raise StopIteration()
