@@ -2,13 +2,13 @@
 a message, well formed, on both transports.
 
 Against one live gunicorn gevent worker on PostgreSQL and Redis, with raw clients (tests.raw_sockets) sending what
-python-socketio never would: a deflated 100 MB message, an over-size one, 4,000 binary attachments, a binary event
-followed by a normal one, malformed frames, and a seeded fuzz of a few thousand random and mutated frames. After
+python-socketio never would: a deflated 100 MB message, over-size ones, 4,000 binary attachments, a binary event
+followed by a normal one, a flood of messages within the bound, malformed frames and handshakes, long-polling
+POSTs of each kind, and a seeded fuzz of a few thousand random and mutated frames over both transports. After
 each: the socket is closed or the input refused, the worker's RSS grew by less than 10 MiB (at its peak, not only
 after), it still answers HTTP and another socket (a python-socketio client tracking a product), and it logged at
-most one line per refused socket, no traceback. The same bound holds in threading mode (an in-process threaded
-server), the last test.
-"""
+most one line per refused socket, no traceback. A client upgrading from long-polling is still served; the same
+bounds hold in threading mode (an in-process Werkzeug threaded server), the last test."""
 
 from __future__ import annotations
 
@@ -18,6 +18,7 @@ import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 import socketio
@@ -402,15 +403,14 @@ def test_fuzzed_frames_over_both_transports_never_kill_or_bloat_the_worker(serve
 
 
 @pytest.fixture
-def threaded(app) -> Iterator[LiveServer]:  # noqa: F811
-    """This test's app (threading async mode: the test process is not patched by gevent) served by Werkzeug's
-    threaded server, in process: what a `flask` command or a gthread worker runs."""
+def threaded(app) -> Iterator[SimpleNamespace]:  # noqa: F811
+    """This test's app served in process by Werkzeug's threaded server: the threading async mode (the test process
+    is not patched by gevent), which a `flask` command and a gthread worker use too."""
     assert realtime_of(app).async_mode == "threading"
     serving = make_server("127.0.0.1", 0, app, threaded=True)
     thread = threading.Thread(target=serving.serve_forever, daemon=True)
     thread.start()
-    address = type("Address", (), {"port": serving.server_port, "url": f"http://127.0.0.1:{serving.server_port}"})
-    yield address
+    yield SimpleNamespace(port=serving.server_port, url=f"http://127.0.0.1:{serving.server_port}")
     serving.shutdown()
     thread.join(timeout=5)
 
