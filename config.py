@@ -205,6 +205,9 @@ class Config:
     # Socket connections (Engine.IO handshakes) a client address may open per minute, counted like the HTTP limits
     # (Redis, shared by every instance; the client's address through PROXY_COUNT proxies). Beyond it: 429.
     SOCKET_CONNECTS_PER_MINUTE = _int("SOCKET_CONNECTS_PER_MINUTE", 30)
+    # The largest message a socket client may send, in bytes, on either transport (a long-polling POST body, a
+    # websocket message): client events are ids and tokens. Larger closes the socket before it is held.
+    SOCKET_MAX_MESSAGE_BYTES = _int("SOCKET_MAX_MESSAGE_BYTES", 64 * 1024)
     # Where Socket.IO events travel between processes (another instance, a `flask` command): Redis when REDIS_URL is
     # set, else in-process only.
     SOCKETIO_MESSAGE_QUEUE = _env("SOCKETIO_MESSAGE_QUEUE") or redis_url()

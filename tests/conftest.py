@@ -7,6 +7,7 @@ each test. PostgreSQL missing: its half of the suite is skipped locally and fail
 from __future__ import annotations
 
 import os
+import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -156,3 +157,15 @@ def sweep(make_app):
         factory = Factory(app)
         headers = {**factory.headers(factory.admin()), "X-API-Key": SWEEP_KEY}
         yield app, app.test_client(), headers
+
+
+@pytest.fixture
+def limited(make_app) -> Iterator[Callable[..., Flask]]:
+    """Build apps rate-limited on the tests' Redis with the given settings; all share this test's key prefix."""
+    from tests.support import delete_prefix, shared_redis
+
+    client = shared_redis()
+    prefix = f"test:{uuid.uuid4().hex}:"
+    yield lambda **settings: make_app(REDIS_URL=TestingConfig.TEST_REDIS_URL,
+                                      RATE_LIMIT_KEY_PREFIX=f"{prefix}limits", **settings)
+    delete_prefix(client, prefix)

@@ -10,8 +10,7 @@ import io
 import logging
 import math
 import time
-import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from datetime import timedelta
 
 import jwt
@@ -25,7 +24,7 @@ from fantasize.extensions import db
 from fantasize.models.base import utcnow
 from fantasize.platform.rate_limits import EXTENSION as LIMITER
 from tests.factories import Factory
-from tests.support import PrivateRedis, arabic_indic, delete_prefix, recorded, shared_redis
+from tests.support import PrivateRedis, arabic_indic, recorded
 from tests.test_uploads import png_bytes
 
 API = "/api/v1"
@@ -39,15 +38,6 @@ REDIS_URL = TestingConfig.TEST_REDIS_URL
 @pytest.fixture
 def backend() -> str:
     return "sqlite"
-
-
-@pytest.fixture
-def limited(make_app) -> Iterator[Callable[..., Flask]]:
-    """Build apps limited on the tests' Redis with the given settings; all share this test's key prefix."""
-    client = shared_redis()
-    prefix = f"test:{uuid.uuid4().hex}:"
-    yield lambda **settings: make_app(REDIS_URL=REDIS_URL, RATE_LIMIT_KEY_PREFIX=f"{prefix}limits", **settings)
-    delete_prefix(client, prefix)
 
 
 def from_ip(address: str) -> dict:

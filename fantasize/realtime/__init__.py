@@ -33,7 +33,7 @@ from flask_socketio import SocketIO
 from redis import Redis
 
 from fantasize.platform.proxy import behind_proxies
-from fantasize.realtime import conduct, guard, handlers, live, outbox
+from fantasize.realtime import conduct, guard, handlers, inbound, live, outbox
 from fantasize.realtime.sockets import Registry, SignedIn, Socket, admin_inventory_room, order_room, user_room
 
 log = logging.getLogger("fantasize.realtime")
@@ -58,6 +58,7 @@ class Realtime:
         self.instance_id = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:6]}"
         self.sweep_seconds = max(1, cfg["SOCKET_SWEEP_SECONDS"])
         self.async_mode = "gevent" if under_gevent() else "threading"
+        self.max_message_bytes = cfg["SOCKET_MAX_MESSAGE_BYTES"]
         manager = None
         if self.queue_url:
             # A read timeout bounds a publish to a Redis that accepts and never answers (redis-py's default, 5 s,
@@ -70,10 +71,14 @@ class Realtime:
             client_manager=manager,
             cors_allowed_origins=self.origin_allowed,
             manage_session=False,  # a socket's state lives in `registry`, not in a Flask session
-            max_http_buffer_size=64 * 1024,  # client events are ids and tokens
+            max_http_buffer_size=self.max_message_bytes,  # long-polling; the websocket's bound is inbound's
+            serializer=inbound.TextPacket,  # no binary packets, no malformed events
             logger=False,
             engineio_logger=False,
         )
+        # What a client sends is checked first (inbound: a refused packet closes its socket with one line), then
+        # counted (conduct: whatever else Socket.IO cannot take, a line a minute per socket).
+        inbound.install(self.socketio.server, self.max_message_bytes)
         self.conduct = conduct.Conduct()
         conduct.install(self.socketio.server, self.conduct)
         self._route_only_socket_paths(app)
@@ -85,15 +90,22 @@ class Realtime:
         handlers.register(self.socketio, lambda: cfg["SOCKET_EVENTS_PER_MINUTE"])
 
     def _route_only_socket_paths(self, app: Flask) -> None:
-        """Send only /socket.io/ requests through Flask-SocketIO's middleware, behind the admission gate and the
-        trusted proxies (as the app's own requests); every other request goes straight to the app (the middleware
-        copies each environ and engine.io builds a class per request: ~2% of a cached read)."""
+        """Send only /socket.io/ requests through Flask-SocketIO's middleware, behind the trusted proxies (as the
+        app's own requests), the admission gate and the input checks of long-polling bodies and handshakes
+        (inbound.refuse_request); every other request goes straight to the app (the middleware copies each environ
+        and engine.io builds a class per request: ~2% of a cached read)."""
         from fantasize.realtime import admission  # it imports the API, which imports this package
 
         middleware = app.wsgi_app
         plain = middleware.wsgi_app
         path = middleware.engineio_path.rstrip("/") + "/"
-        sockets = behind_proxies(app, admission.Gate(self, middleware))
+        server = self.socketio.server
+
+        def checked(environ: dict[str, Any], start_response: Any) -> Any:
+            refused = inbound.refuse_request(server, environ, start_response, self.max_message_bytes)
+            return refused if refused is not None else middleware(environ, start_response)
+
+        sockets = behind_proxies(app, admission.Gate(self, checked))
 
         def dispatch(environ: dict[str, Any], start_response: Any) -> Any:
             if environ.get("PATH_INFO", "").startswith(path):
