@@ -308,6 +308,9 @@ def test_long_polling_refuses_over_size_binary_and_malformed_posts(server, log_p
             client = Polling(server)
             posted = client.post(body)
             answers[name] = (posted.status_code, client.closed())
+            if posted.status_code >= 400:  # the API's error body, naming why
+                error = posted.json()["error"]
+                assert posted.json()["success"] is False and error["message"].startswith("Refused"), error
             client.close()
         fine = Polling(server)  # a normal event is answered over long-polling
         assert fine.post(f'421["track_inventory",{product_id}]').status_code == 200
@@ -319,7 +322,7 @@ def test_long_polling_refuses_over_size_binary_and_malformed_posts(server, log_p
         fine.close()
     survived(server, watch, tracker, refused_sockets=len(bodies))
     assert {name: answer for name, answer in answers.items() if answer[1] is not True or answer[0] >= 500} == {}
-    assert answers["over size"][0] == 400 and answers["base64 binary"][0] == 400
+    assert answers["over size"][0] == 413 and answers["just over"][0] == 413 and answers["base64 binary"][0] == 400
     assert f'431[{{"productId":{product_id},"quantity":5}}]' in replies
 
 

@@ -99,13 +99,10 @@ class Realtime:
         middleware = app.wsgi_app
         plain = middleware.wsgi_app
         path = middleware.engineio_path.rstrip("/") + "/"
-        server = self.socketio.server
-
-        def checked(environ: dict[str, Any], start_response: Any) -> Any:
-            refused = inbound.refuse_request(server, environ, start_response, self.max_message_bytes)
-            return refused if refused is not None else middleware(environ, start_response)
-
-        sockets = behind_proxies(app, admission.Gate(self, checked))
+        server, max_bytes = self.socketio.server, self.max_message_bytes
+        gate = admission.Gate(self, middleware,
+                              check=lambda environ: inbound.refuse_request(server, environ, max_bytes))
+        sockets = behind_proxies(app, gate)
 
         def dispatch(environ: dict[str, Any], start_response: Any) -> Any:
             if environ.get("PATH_INFO", "").startswith(path):

@@ -5,7 +5,9 @@ Every `/socket.io/` request passes this gate first:
   gthread, sync) serves none: 503 REALTIME_UNAVAILABLE, at once, so two idle sockets cannot take every thread;
 - a new connection (an Engine.IO handshake: a GET without `sid`, on either transport) spends one of its client
   address's SOCKET_CONNECTS_PER_MINUTE, counted like the HTTP limits (Redis, shared by every instance; the address
-  through PROXY_COUNT proxies); beyond it, 429 RATE_LIMITED with Retry-After.
+  through PROXY_COUNT proxies); beyond it, 429 RATE_LIMITED with Retry-After;
+- what a client sent that Engine.IO must not read (`check`: realtime.inbound's refusals of long-polling bodies and
+  malformed websocket requests) gets 400 (413 over SOCKET_MAX_MESSAGE_BYTES) with the API's error body.
 Refusals carry the API's error body and, for an allowed browser origin, the CORS headers a page needs to read it
 (socket.io-client reports it as `connect_error` with `err.description` the status, over long-polling).
 
@@ -19,13 +21,13 @@ from __future__ import annotations
 import logging
 import math
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qs
 
 from flask import Response
 
-from fantasize.api.errors import error_response
+from fantasize.api.errors import HTTP_CODES, error_response
 from fantasize.platform import request_log
 from fantasize.platform.rate_limits import LimitOutsideRequests, address_of
 from fantasize.realtime.conduct import QuietLogger
@@ -45,9 +47,11 @@ def is_handshake(environ: dict[str, Any]) -> bool:
 class Gate:
     """WSGI: the checks above, then `sockets` (Flask-SocketIO's middleware)."""
 
-    def __init__(self, realtime: Realtime, sockets: Any) -> None:
+    def __init__(self, realtime: Realtime, sockets: Any,
+                 check: Callable[[dict[str, Any]], tuple[int, str] | None] | None = None) -> None:
         self.realtime = realtime
         self.sockets = sockets
+        self.check = check  # what a client sent, refused before Engine.IO reads it: (status, message) or None
         per_minute = int(realtime.app.config["SOCKET_CONNECTS_PER_MINUTE"])
         if per_minute < 1:
             raise ValueError("SOCKET_CONNECTS_PER_MINUTE must be at least 1")
@@ -71,6 +75,10 @@ class Gate:
                 return self.refuse(environ, start_response, 429, "RATE_LIMITED",
                                    f"More than {verdict.limit} socket connections a minute from this address; "
                                    f"try again in {retry} s", {"Retry-After": str(retry)})
+        refused = self.check(environ) if self.check is not None else None
+        if refused is not None:
+            status, message = refused
+            return self.refuse(environ, start_response, status, HTTP_CODES[status], message)
         if environ.get("HTTP_UPGRADE", "").lower() != "websocket":
             return self.sockets(environ, start_response)  # Engine.IO answers what it cannot parse over HTTP
         try:

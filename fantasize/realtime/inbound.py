@@ -150,39 +150,40 @@ def guard(server: socketio.Server) -> None:
 # Long-polling
 
 
-def refuse_request(server: socketio.Server, environ: dict[str, Any], start_response: Any,
-                   max_bytes: int) -> list[bytes] | None:
-    """A 400 for a /socket.io/ request refused before engine.io sees it; None lets engine.io serve it:
-    - a long-polling POST whose body `polling_refusal` refuses (its socket closed);
-    - a websocket GET without its Upgrade headers (engine.io would take it for a poll and answer 500)."""
+def refuse_request(server: socketio.Server, environ: dict[str, Any], max_bytes: int) -> tuple[int, str] | None:
+    """(status, message) for a /socket.io/ request refused before engine.io sees it (the admission gate answers
+    it with the API's error body); None lets engine.io serve it:
+    - a long-polling POST whose body `polling_refusal` refuses (its socket closed): 400, 413 over the bound;
+    - a POST to a socket closed but not yet forgotten (engine.io would answer 500): 400;
+    - a websocket GET without its Upgrade headers (engine.io would take it for a poll and answer 500): 400."""
     query = parse_qs(environ.get("QUERY_STRING", ""))
     if environ.get("REQUEST_METHOD") == "POST":
-        return _refuse_post(server, environ, start_response, max_bytes, (query.get("sid") or [None])[0])
+        return _refuse_post(server, environ, max_bytes, (query.get("sid") or [None])[0])
     if environ.get("REQUEST_METHOD") == "GET" and query.get("transport") == ["websocket"]:
         connection = {token.strip() for token in environ.get("HTTP_CONNECTION", "").lower().split(",")}
         if "upgrade" not in connection or environ.get("HTTP_UPGRADE", "").lower() != "websocket":
-            start_response("400 BAD REQUEST", [("Content-Type", "text/plain; charset=utf-8")])
-            return [b"Refused: a websocket request needs Connection: Upgrade and Upgrade: websocket"]
+            return 400, "A websocket request needs Connection: Upgrade and Upgrade: websocket"
     return None
 
 
-def _refuse_post(server: socketio.Server, environ: dict[str, Any], start_response: Any, max_bytes: int,
-                 sid: str | None) -> list[bytes] | None:
+def _refuse_post(server: socketio.Server, environ: dict[str, Any], max_bytes: int,
+                 sid: str | None) -> tuple[int, str] | None:
     eio = server.eio
     sock = eio.sockets.get(sid) if sid else None
     if sock is None or sock.upgraded:
         return None  # engine.io answers these itself, reading no body
-    if sock.closed:  # closed, not yet forgotten: engine.io would answer 500
-        answer = "Session is disconnected"
-    else:
-        reason = polling_refusal(environ, max_bytes)
-        if reason is None:
-            return None
-        refuse(reason, server.environ.get(sid), sid=sid, transport="polling")
-        close_quietly(eio, sid)
-        answer = f"Refused: {reason}"
-    start_response("400 BAD REQUEST", [("Content-Type", "text/plain; charset=utf-8")])
-    return [answer.encode()]
+    if sock.closed:
+        return 400, "The socket is closed"
+    reason = polling_refusal(environ, max_bytes)
+    if reason is None:
+        return None
+    refuse(reason, server.environ.get(sid), sid=sid, transport="polling")
+    close_quietly(eio, sid)
+    return (413 if reason == too_large(max_bytes) else 400), f"Refused, and the socket closed: {reason}"
+
+
+def too_large(max_bytes: int) -> str:
+    return f"message over {max_bytes} bytes"
 
 
 def polling_refusal(environ: dict[str, Any], max_bytes: int) -> str | None:
@@ -192,7 +193,7 @@ def polling_refusal(environ: dict[str, Any], max_bytes: int) -> str | None:
     if not (length.isascii() and length.isdigit()):
         return "invalid Content-Length"
     if int(length) > max_bytes:
-        return f"message over {max_bytes} bytes"
+        return too_large(max_bytes)
     body = environ["wsgi.input"].read(int(length))
     environ["wsgi.input"] = _Body(body)
     try:
