@@ -30,7 +30,7 @@ import socketio
 import websocket
 from flask import Flask
 
-from config import TestingConfig
+from config import ConfigError, TestingConfig
 from fantasize.realtime import realtime_of
 from fantasize.realtime.conduct import FAILED, MALFORMED, REFUSED, Conduct, QuietLogger
 from tests import test_realtime_node
@@ -118,9 +118,11 @@ def test_connections_are_counted_in_memory_while_redis_is_down(make_app):
 
 
 @pytest.mark.parametrize("backend", ["sqlite"])
-def test_a_connect_limit_below_one_stops_the_app_from_starting(make_app):
-    with pytest.raises(ValueError, match="SOCKET_CONNECTS_PER_MINUTE"):
+def test_socket_bounds_that_would_refuse_everyone_stop_the_app_from_starting(make_app):
+    with pytest.raises(ConfigError, match="SOCKET_CONNECTS_PER_MINUTE"):
         make_app(SOCKET_CONNECTS_PER_MINUTE=0)
+    with pytest.raises(ConfigError, match="SOCKET_MAX_MESSAGE_BYTES must be at least 8192"):
+        make_app(SOCKET_MAX_MESSAGE_BYTES=0)
 
 
 # The worker

@@ -32,12 +32,14 @@ from flask import Flask
 from flask_socketio import SocketIO
 from redis import Redis
 
+from config import ConfigError
 from fantasize.platform.proxy import behind_proxies
 from fantasize.realtime import conduct, guard, handlers, inbound, live, outbox
 from fantasize.realtime.sockets import Registry, SignedIn, Socket, admin_inventory_room, order_room, user_room
 
 log = logging.getLogger("fantasize.realtime")
 EXTENSION = "fantasize.realtime"
+MIN_MESSAGE_BYTES = 8192  # SOCKET_MAX_MESSAGE_BYTES at least: a sign-in (a token of up to 4,096 characters) fits
 
 
 def under_gevent() -> bool:
@@ -59,6 +61,8 @@ class Realtime:
         self.sweep_seconds = max(1, cfg["SOCKET_SWEEP_SECONDS"])
         self.async_mode = "gevent" if under_gevent() else "threading"
         self.max_message_bytes = cfg["SOCKET_MAX_MESSAGE_BYTES"]
+        if self.max_message_bytes < MIN_MESSAGE_BYTES:  # a sign-in carries a token: below this, nobody could
+            raise ConfigError(f"SOCKET_MAX_MESSAGE_BYTES must be at least {MIN_MESSAGE_BYTES}")
         manager = None
         if self.queue_url:
             # A read timeout bounds a publish to a Redis that accepts and never answers (redis-py's default, 5 s,

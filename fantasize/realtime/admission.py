@@ -27,6 +27,7 @@ from urllib.parse import parse_qs
 
 from flask import Response
 
+from config import ConfigError
 from fantasize.api.errors import HTTP_CODES, error_response
 from fantasize.platform import request_log
 from fantasize.platform.rate_limits import LimitOutsideRequests, address_of
@@ -54,7 +55,7 @@ class Gate:
         self.check = check  # what a client sent, refused before Engine.IO reads it: (status, message) or None
         per_minute = int(realtime.app.config["SOCKET_CONNECTS_PER_MINUTE"])
         if per_minute < 1:
-            raise ValueError("SOCKET_CONNECTS_PER_MINUTE must be at least 1")
+            raise ConfigError("SOCKET_CONNECTS_PER_MINUTE must be at least 1")
         self.connects = LimitOutsideRequests(realtime.app, CONNECT_SCOPE, f"{per_minute} per minute")
         self._warned_threads = False
         self._ended = QuietLogger(log)
