@@ -4,6 +4,7 @@ PostgreSQL. Fan-out through Redis, across instances and with real clients is tes
 from __future__ import annotations
 
 import logging
+import threading
 import time
 from types import SimpleNamespace
 
@@ -196,6 +197,30 @@ def test_an_emit_that_fails_never_fails_the_request(app, factory, client, rt, mo
         assert rt.outbox.flush()
     assert answer.status_code == 200 and answer.json["quantity"] == 9
     assert "real-time emit failed" in caplog.text
+
+
+@pytest.mark.parametrize("backend", ["sqlite"])
+def test_the_outbox_keeps_a_bounded_backlog_and_says_so_once(app, rt, caplog):
+    """While emits hang (a message queue that never answers), at most `capacity` jobs wait; newer ones are dropped
+    and counted, and a minute's drops are one log line, as are a minute's failed emits. Fails against an unbounded
+    outbox (every job kept) and against a warning per drop."""
+    release = threading.Event()
+    rt.outbox.capacity = 5
+    rt.outbox.put(lambda: release.wait(10))  # the worker takes it and hangs, as an emit to a silent Redis does
+    deadline = time.monotonic() + 5
+    while rt.outbox._queue.qsize() and time.monotonic() < deadline:
+        time.sleep(0.01)
+    with caplog.at_level(logging.WARNING, logger="fantasize.realtime"):
+        for _ in range(50):
+            rt.outbox.put(lambda: None)
+        assert rt.outbox._queue.qsize() == 5 and rt.outbox.dropped == 45
+        release.set()
+        assert rt.outbox.flush()
+        for _ in range(3):
+            rt.outbox.put(lambda: 1 / 0)
+        assert rt.outbox.flush()
+    assert caplog.text.count("real-time outbox full") == 1
+    assert caplog.text.count("real-time emit failed") == 1
 
 
 def test_a_disconnected_socket_is_forgotten(app, factory, rt):

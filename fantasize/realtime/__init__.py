@@ -60,6 +60,9 @@ class Realtime:
         self.instance_id = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:6]}"
         self.sweep_seconds = max(1, cfg["SOCKET_SWEEP_SECONDS"])
         self.async_mode = "gevent" if under_gevent() else "threading"
+        # What an outage repeats (emits, sweeps, figures that fail while Redis or the database is away): each
+        # message once a minute, with how many were held back.
+        self.quiet_log = conduct.QuietLogger(log)
         self.max_message_bytes = cfg["SOCKET_MAX_MESSAGE_BYTES"]
         if self.max_message_bytes < MIN_MESSAGE_BYTES:  # a sign-in carries a token: below this, nobody could
             raise ConfigError(f"SOCKET_MAX_MESSAGE_BYTES must be at least {MIN_MESSAGE_BYTES}")

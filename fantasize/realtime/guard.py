@@ -81,7 +81,7 @@ def revoked(realtime: Realtime, user_id: int) -> None:
         try:
             realtime.redis.publish(channel(realtime), json.dumps({"userId": user_id}))
         except RedisError:
-            log.warning("could not publish a revocation; other instances catch up within their sweep",
+            realtime.quiet_log.warning("could not publish a revocation; other instances catch up within their sweep",
                         extra={"userId": user_id})
 
 
@@ -104,7 +104,8 @@ def _listen(realtime: Realtime) -> Any:
         pubsub.subscribe(channel(realtime))
         return pubsub
     except (RedisError, OSError):
-        log.warning("cannot listen for revocations; the sweep alone ends revoked sessions until Redis answers")
+        realtime.quiet_log.warning("cannot listen for revocations; the sweep alone ends revoked sessions until "
+                                   "Redis answers")
         if pubsub is not None:
             with contextlib.suppress(Exception):  # closing a broken connection
                 pubsub.close()
@@ -133,7 +134,8 @@ def run(realtime: Realtime) -> None:
                 try:
                     message = pubsub.get_message(timeout=wait)
                 except (RedisError, OSError):
-                    log.warning("lost the revocations channel; the sweep alone ends revoked sessions meanwhile")
+                    realtime.quiet_log.warning("lost the revocations channel; the sweep alone ends revoked sessions "
+                                               "meanwhile")
                     with contextlib.suppress(Exception):  # closing a broken connection
                         pubsub.close()
                     pubsub = None
@@ -149,6 +151,6 @@ def run(realtime: Realtime) -> None:
                     check(realtime)
                 stats.publish(realtime)
         except Exception:  # the database away, or a bad message: keep serving, try again next interval
-            log.warning("real-time sweep failed; retrying", exc_info=True)
+            realtime.quiet_log.warning("real-time sweep failed; retrying", exc_info=True)
             realtime.socketio.sleep(interval)
             next_sweep = time.monotonic()

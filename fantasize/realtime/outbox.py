@@ -8,12 +8,12 @@ events never reach the after-commit subscribers at all.
 
 from __future__ import annotations
 
-import logging
 import threading
 import time
 from collections.abc import Callable
 from datetime import UTC, datetime
 from functools import partial
+from queue import Full
 from typing import TYPE_CHECKING, Any
 
 from flask import current_app
@@ -26,26 +26,38 @@ from fantasize.services.orders import details_for_customer
 if TYPE_CHECKING:
     from fantasize.realtime import Realtime
 
-log = logging.getLogger("fantasize.realtime")
 # What an inventory tracker (anyone) may learn of why stock moved: never an order id or who moved it.
 PUBLIC_STOCK_DETAILS = ("reason", "change", "delta")
 
 
+# Jobs waiting at most. While the message queue is slow or away each emit waits out its timeout, so the jobs of a
+# busy shop would pile up without end: past this, newer ones are dropped and counted (clients catch up on their
+# next track_* answer; revocations are caught by the sweep).
+CAPACITY = 10_000
+
+
 class Outbox:
-    def __init__(self, realtime: Realtime) -> None:
+    def __init__(self, realtime: Realtime, capacity: int = CAPACITY) -> None:
         self.realtime = realtime
+        self.capacity = capacity
+        self.dropped = 0  # jobs refused because `capacity` were waiting
         self._queue: Any = None
         self._lock = threading.Lock()
 
     def put(self, job: Callable[[], None]) -> None:
-        self._ensure().put(job)
+        try:
+            self._ensure().put_nowait(job)
+        except Full:  # gevent's queue raises the standard library's Full too
+            self.dropped += 1
+            self.realtime.quiet_log.warning("real-time outbox full: events dropped while emits are slow",
+                                            extra={"capacity": self.capacity, "dropped": self.dropped})
 
     def _ensure(self) -> Any:
         if self._queue is None:
             with self._lock:
                 if self._queue is None:
                     socketio = self.realtime.socketio
-                    self._queue = socketio.server.eio.create_queue()  # gevent's queue, or the standard one
+                    self._queue = socketio.server.eio.create_queue(self.capacity)  # gevent's, or the standard one
                     socketio.start_background_task(self._work)
         return self._queue
 
@@ -56,7 +68,7 @@ class Outbox:
                 with self.realtime.app.app_context():
                     job()
             except Exception:  # an emit that fails is logged; the change it reports has committed regardless
-                log.exception("real-time emit failed")
+                self.realtime.quiet_log.exception("real-time emit failed")
             finally:
                 self._queue.task_done()
 

@@ -8,7 +8,6 @@ queue there is only this process.
 from __future__ import annotations
 
 import json
-import logging
 import os
 import time
 from datetime import UTC, datetime
@@ -21,7 +20,6 @@ from fantasize.models.base import iso_utc
 if TYPE_CHECKING:
     from fantasize.realtime import Realtime
 
-log = logging.getLogger("fantasize.realtime")
 ROOM_KINDS = ("user", "order", "inventory")
 
 
@@ -66,7 +64,7 @@ def publish(realtime: Realtime) -> None:
         pipe.expire(key, max(3600, realtime.sweep_seconds * 3))
         pipe.execute()
     except RedisError:
-        log.warning("could not publish real-time figures", exc_info=True)
+        realtime.quiet_log.warning("could not publish real-time figures", exc_info=True)
 
 
 def _public(figures: dict[str, Any]) -> dict[str, Any]:
@@ -95,7 +93,7 @@ def collect(realtime: Realtime) -> dict[str, Any]:
                 instances[instance] = figures
         except (RedisError, ValueError):
             reachable = False
-            log.warning("could not read other instances' real-time figures", exc_info=True)
+            realtime.quiet_log.warning("could not read other instances' real-time figures", exc_info=True)
     every = list(instances.values())
     total = {
         "instances": len(every),
