@@ -9,8 +9,10 @@ import time
 from types import SimpleNamespace
 
 import jwt
+import psycopg2
 import pytest
 
+from fantasize.extensions import db
 from fantasize.realtime import realtime_of, sockets
 from fantasize.realtime.sockets import Socket
 from fantasize.services.tokens import ALGORITHM
@@ -50,6 +52,33 @@ def test_the_public_cannot_track_what_it_cannot_see(app, factory):
     assert anonymous.emit("track_inventory", shown.id, callback=True) == {"productId": shown.id, "quantity": 7}
     admin = connect(app, factory.token(factory.admin()))
     assert admin.emit("track_inventory", hidden.id, callback=True)["productId"] == hidden.id
+
+
+@pytest.mark.parametrize("backend", ["postgresql"])
+def test_a_product_update_racing_a_deactivation_tells_the_public_nothing(app, factory, client):
+    """A product PATCH that sets the stock while another transaction deactivates the product (committing after
+    the PATCH began) announces the stock as the row stands when it commits: inactive, so the public room hears
+    nothing. Fails against the update reading `is_active` from its row unlocked (the old value, active)."""
+    product = factory.product(quantity=5)
+    headers = factory.headers(factory.admin())
+    anonymous = connect(app)
+    assert anonymous.emit("track_inventory", product.id, callback=True)["quantity"] == 5
+    received(app, anonymous)
+    other = psycopg2.connect(db.engine.url.render_as_string(hide_password=False))
+    try:
+        with other.cursor() as cur:  # deactivated, not yet committed: the row is locked
+            cur.execute("UPDATE products SET is_active = false WHERE id = %s", (product.id,))
+        answers: list = []
+        patch = threading.Thread(target=lambda: answers.append(
+            client.patch(f"/api/v1/products/{product.id}", json={"quantity": 77}, headers=headers)))
+        patch.start()
+        time.sleep(0.5)  # the PATCH has read what it reads before it waits for the row
+        other.commit()
+        patch.join(10)
+    finally:
+        other.close()
+    assert answers and answers[0].status_code == 200 and answers[0].json["quantity"] == 77
+    assert received(app, anonymous, "inventory_update") == []
 
 
 def test_a_socket_may_send_so_many_events_a_minute(make_app, factory, monkeypatch):

@@ -292,6 +292,11 @@ def _create(model: type[Item], data: dict[str, Any]) -> Item:
 
 
 def _update(model: type[Item], item_id: int, data: dict[str, Any]) -> Item:
+    if data.keys() & {"quantity", "is_active"}:
+        # A stock change is announced with the product's activity as it commits (an inactive product's stock
+        # reaches admins only): lock the row before reading it, so a deactivation or order committing meanwhile
+        # is seen, never announced over.
+        db.session.execute(select(model.id).where(model.id == item_id).with_for_update())
     item = _fetch_or_404(model, item_id)
     _write(item, data)
     commit(f"A {NAMES[model]} with this name{' or SKU' if model is Product else ''} already exists")
