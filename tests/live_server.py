@@ -22,6 +22,32 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
+def worker_pid(server: LiveServer) -> int:
+    """The one worker of a gunicorn master (WEB_CONCURRENCY=1)."""
+    master = server.process.pid
+    children = Path(f"/proc/{master}/task/{master}/children").read_text().split()
+    assert len(children) == 1, children
+    return int(children[0])
+
+
+def process_status(pid: int, field: str) -> int:
+    """A memory figure of /proc/<pid>/status (VmRSS, VmHWM...), in bytes."""
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith(f"{field}:"):
+            return int(line.split()[1]) * 1024
+    raise LookupError(field)
+
+
+def rss(pid: int) -> int:
+    return process_status(pid, "VmRSS")
+
+
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU the process has used so far."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 class LiveServer:
     """`gunicorn -c gunicorn.conf.py wsgi:app` on a free loopback port, with the given environment; or, with
     `server="wsgi"`, `python wsgi.py` (what `make run` serves: gevent's WSGIServer in one process, `workers` unused).

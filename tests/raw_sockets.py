@@ -18,7 +18,7 @@ from pathlib import Path
 
 import requests
 
-from tests.live_server import LiveServer
+from tests.live_server import LiveServer, process_status, rss, worker_pid
 
 TEXT, BINARY, CLOSE, PING = 0x1, 0x2, 0x8, 0x9
 CONTINUATION = 0x0
@@ -222,28 +222,6 @@ class Polling:
             self.http.close()
 
 
-# The worker
-
-
-def worker_pid(server: LiveServer) -> int:
-    """The one worker of a gunicorn master (WEB_CONCURRENCY=1)."""
-    master = server.process.pid
-    children = Path(f"/proc/{master}/task/{master}/children").read_text().split()
-    assert len(children) == 1, children
-    return int(children[0])
-
-
-def _status(pid: int, field: str) -> int:
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith(f"{field}:"):
-            return int(line.split()[1]) * 1024
-    raise LookupError(field)
-
-
-def rss(pid: int) -> int:
-    return _status(pid, "VmRSS")
-
-
 class Watch:
     """A worker's memory and log while something is done to it: the largest RSS growth seen (sampled every 5 ms,
     and the growth of its peak, VmHWM, which no sample can miss), and the log lines written meanwhile."""
@@ -256,7 +234,7 @@ class Watch:
 
     def __enter__(self) -> Watch:
         self._log_at = self.log_path.stat().st_size
-        self._base, self._peak_before = rss(self.pid), _status(self.pid, "VmHWM")
+        self._base, self._peak_before = rss(self.pid), process_status(self.pid, "VmHWM")
         self._peak = self._base
         self._stop = threading.Event()
         self._sampler = threading.Thread(target=self._sample, daemon=True)
@@ -272,7 +250,7 @@ class Watch:
         self._stop.set()
         self._sampler.join()
         self._peak = max(self._peak, rss(self.pid))
-        self.growth = max(self._peak - self._base, _status(self.pid, "VmHWM") - self._peak_before)
+        self.growth = max(self._peak - self._base, process_status(self.pid, "VmHWM") - self._peak_before)
         with self.log_path.open("rb") as log:
             log.seek(self._log_at)
             self.new_log = log.read().decode(errors="replace")

@@ -7,7 +7,6 @@ more validator per request served, and the worker slowed and grew without end.
 from __future__ import annotations
 
 import os
-from pathlib import Path
 
 import pytest
 import requests
@@ -18,7 +17,7 @@ from fantasize.api.endpoint import schema_instance
 from fantasize.schemas.base import InputSchema
 from tests.conftest import database_url
 from tests.factories import Factory
-from tests.live_server import LiveServer
+from tests.live_server import LiveServer, cpu_seconds, rss, worker_pid
 
 # Every query schema in use with the parameters it reads; each round of the live test asks for all of them.
 LIST_URLS = (
@@ -70,24 +69,6 @@ def test_every_request_loads_its_query_with_one_shared_schema(client, factory):
     assert schema_instance.cache_info().currsize <= len(_schema_classes(InputSchema))
 
 
-def _worker_pid(master: int) -> int:
-    children = Path(f"/proc/{master}/task/{master}/children").read_text().split()
-    assert len(children) == 1, children
-    return int(children[0])
-
-
-def _cpu_seconds(pid: int) -> float:
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")  # utime + stime
-
-
-def _rss_bytes(pid: int) -> int:
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
-            return int(line.split()[1]) * 1024
-    raise AssertionError("no VmRSS")
-
-
 @pytest.mark.parametrize("backend", ["postgresql"])
 def test_a_worker_serving_query_strings_stays_as_fast_and_as_small(backend, make_app, tmp_root):
     """Thousands of cached list reads with integer parameters on one gevent worker: the worker's CPU time per
@@ -103,18 +84,18 @@ def test_a_worker_serving_query_strings_stays_as_fast_and_as_small(backend, make
            "CACHE_KEY_PREFIX": f"test:soak:{os.getpid()}:", "RATELIMIT_ENABLED": "false"}
     rounds, per_round = 6, 1200
     with LiveServer(env, workers=1, log_path=tmp_root / "soak.log") as server, requests.Session() as session:
-        worker = _worker_pid(server.process.pid)
+        worker = worker_pid(server)
         for url in LIST_URLS:  # warm: every page cached, every lazy import done
             for _ in range(20):
                 assert session.get(f"{server.url}{url}", timeout=10).status_code == 200
-        cpu, rss = [], []
+        cpu, sizes = [], []
         for _ in range(rounds):
-            started = _cpu_seconds(worker)
+            started = cpu_seconds(worker)
             for number in range(per_round):
                 url = LIST_URLS[number % len(LIST_URLS)]
                 assert session.get(f"{server.url}{url}", timeout=10).status_code == 200
-            cpu.append((_cpu_seconds(worker) - started) / per_round)
-            rss.append(_rss_bytes(worker))
+            cpu.append((cpu_seconds(worker) - started) / per_round)
+            sizes.append(rss(worker))
 
     assert cpu[-1] <= 1.35 * cpu[0], [f"{seconds * 1000:.2f} ms" for seconds in cpu]
-    assert rss[-1] - rss[0] < 5 * 1024 * 1024, rss
+    assert sizes[-1] - sizes[0] < 5 * 1024 * 1024, sizes

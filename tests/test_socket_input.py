@@ -28,7 +28,7 @@ from werkzeug.serving import make_server
 
 from fantasize.realtime import realtime_of
 from tests.conftest import database_url
-from tests.live_server import LiveServer
+from tests.live_server import LiveServer, worker_pid
 from tests.raw_sockets import (
     BINARY,
     CLOSE,
@@ -42,7 +42,6 @@ from tests.raw_sockets import (
     deflated_event,
     frame,
     upgrade_status,
-    worker_pid,
 )
 from tests.realtime_clients import Peer
 from tests.test_realtime import api, app, redis_settings  # noqa: F401  (fixtures: this module's app and Redis)

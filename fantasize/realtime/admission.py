@@ -13,7 +13,7 @@ Refusals carry the API's error body and, for an allowed browser origin, the CORS
 
 A websocket whose frame Engine.IO cannot even parse ends there, and the error escapes Engine.IO into the server,
 which would log a traceback for each such socket: the gate ends the socket as Engine.IO's websocket driver does,
-and logs it through a QuietLogger (one line a minute, with the count, the traceback of the first).
+and logs it through the instance's quiet log (one line a minute, with the count, the traceback of the first).
 """
 
 from __future__ import annotations
@@ -31,7 +31,6 @@ from config import ConfigError
 from fantasize.api.errors import HTTP_CODES, error_response
 from fantasize.platform import request_log
 from fantasize.platform.rate_limits import LimitOutsideRequests, address_of
-from fantasize.realtime.conduct import QuietLogger
 
 if TYPE_CHECKING:
     from fantasize.realtime import Realtime
@@ -58,7 +57,6 @@ class Gate:
             raise ConfigError("SOCKET_CONNECTS_PER_MINUTE must be at least 1")
         self.connects = LimitOutsideRequests(realtime.app, CONNECT_SCOPE, f"{per_minute} per minute")
         self._warned_threads = False
-        self._ended = QuietLogger(log)
 
     def __call__(self, environ: dict[str, Any], start_response: Any) -> Iterable[bytes]:
         if not self.realtime.serves_sockets(environ):
@@ -87,7 +85,7 @@ class Gate:
         except (StopIteration, ConnectionError):  # how the websocket driver ends a socket under gunicorn, werkzeug
             raise
         except Exception:
-            self._ended.exception("a websocket ended on a frame Engine.IO could not take",
+            self.realtime.quiet_log.exception("a websocket ended on a frame Engine.IO could not take",
                                   extra={"remoteAddr": environ.get("REMOTE_ADDR")})
             return self._end_websocket(environ)
 

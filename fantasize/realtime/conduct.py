@@ -132,15 +132,13 @@ class QuietLogger:
 
 def install(server: Any, conduct: Conduct) -> None:
     """Put `conduct` between Engine.IO and Socket.IO (`server`, a python-socketio Server): a frame Socket.IO
-    cannot take is counted for its socket instead of logged with a traceback by Engine.IO (or, for an event that
-    fails in Socket.IO's own dispatch, in the task it runs in: an event named by an object), and a socket's record
-    goes with it. Engine.IO's logger becomes a QuietLogger."""
+    cannot take (beyond what inbound refuses first) is counted for its socket instead of logged with a traceback by
+    Engine.IO, and a socket's record goes with it. Engine.IO's logger becomes a QuietLogger. (What Socket.IO then
+    dispatches is an event with a name, inbound.TextPacket's check, and what our handlers raise is caught by
+    Flask-SocketIO and counted by handlers.on_error.)"""
     eio = server.eio
     take_message = eio.handlers["message"]
     end = eio.handlers["disconnect"]
-    # Socket.IO runs each event in a task of its own, calling this with itself as `server`; Flask-SocketIO catches
-    # what our handlers raise (handlers.on_error), so what escapes here is a packet Socket.IO could not dispatch.
-    dispatch_event = server._handle_event_internal
 
     def malformed(eio_sid: str, error: BaseException) -> None:
         environ = server.environ.get(eio_sid) or {}
@@ -153,13 +151,6 @@ def install(server: Any, conduct: Conduct) -> None:
             malformed(eio_sid, exc)
             return None
 
-    def on_event(own: Any, sid: str, eio_sid: str, data: Any, namespace: str, ack_id: Any) -> Any:
-        try:
-            return dispatch_event(own, sid, eio_sid, data, namespace, ack_id)
-        except Exception as exc:
-            malformed(eio_sid, exc)
-            return None
-
     def on_disconnect(eio_sid: str, *args: Any) -> Any:
         try:
             return end(eio_sid, *args)
@@ -168,6 +159,5 @@ def install(server: Any, conduct: Conduct) -> None:
 
     eio.on("message", on_message)
     eio.on("disconnect", on_disconnect)
-    server._handle_event_internal = on_event
     if not isinstance(eio.logger, QuietLogger):
         eio.logger = QuietLogger(eio.logger)

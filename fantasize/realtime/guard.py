@@ -81,8 +81,8 @@ def revoked(realtime: Realtime, user_id: int) -> None:
         try:
             realtime.redis.publish(channel(realtime), json.dumps({"userId": user_id}))
         except RedisError:
-            realtime.quiet_log.warning("could not publish a revocation; other instances catch up within their sweep",
-                        extra={"userId": user_id})
+            realtime.quiet_log.warning("could not publish a revocation; other instances catch up within their "
+                                       "sweep", extra={"userId": user_id})
 
 
 def _first_expiry(realtime: Realtime) -> float:

@@ -107,7 +107,7 @@ class QuerySchema(InputSchema):
         # `field_obj` is this instance's shallow copy of the declared field: its attributes may be replaced, but
         # a list it holds is the declared field's own, shared by every instance, so it is never mutated here.
         field_obj.data_key = camelcase(field_obj.data_key or field_name)
-        if isinstance(field_obj, fields.Integer) and DATABASE_INTEGER not in field_obj.validators:
+        if isinstance(field_obj, fields.Integer):
             field_obj.validators = [DATABASE_INTEGER, *field_obj.validators]
 
 
