@@ -14,10 +14,10 @@ from flask import Flask
 from marshmallow import Schema, fields
 from sqlalchemy import func, select
 
-from fantasize.api.endpoint import MAX_JSON_DEPTH
 from fantasize.extensions import db
 from fantasize.models import Address, ContactMessage, Upload, User
 from fantasize.schemas.base import CONTROL_CHARACTER_MESSAGE, SURROGATE_MESSAGE
+from fantasize.web import MAX_JSON_DEPTH
 
 API = "/api/v1"
 NUL = "\x00"

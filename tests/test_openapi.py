@@ -13,9 +13,9 @@ from openapi_schema_validator import OAS30Validator
 from openapi_spec_validator import validate as validate_spec
 
 from fantasize.api.endpoint import endpoint
-from fantasize.api.render import Shape
 from fantasize.platform.openapi import RATE_LIMIT_HEADERS, TEXT_PATTERN, spec_for
 from fantasize.schemas.base import CamelSchema, FullMatch, PageQuery
+from fantasize.web import Shape
 
 RULE_VARIABLE = re.compile(r"<(?:\w+(?:\(.*?\))?:)?(\w+)>")
 CAMEL = re.compile(r"^[a-z][a-zA-Z0-9]*$")

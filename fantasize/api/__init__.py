@@ -25,8 +25,8 @@ from fantasize.api import (
     versioning,
 )
 from fantasize.api.converters import IdConverter
+from fantasize.web import MOUNTS
 
-MOUNTS = (("v0", "/api/v0"), ("v1", "/api/v1"), ("v2", "/api/v2"), ("api", "/api"))
 DOMAIN_BLUEPRINTS = (
     meta.bp, accounts.bp, addresses.bp, uploads.bp, taxonomy.bp, offers.bp, products.bp, cart.bp, orders.bp,
     reviews.bp, notifications.bp, discovery.bp, admin.bp, realtime.bp, site.bp, integrations.bp,

@@ -4,9 +4,7 @@ from __future__ import annotations
 
 from flask import Blueprint
 
-from fantasize.api.auth import current_user
 from fantasize.api.endpoint import endpoint
-from fantasize.api.render import Shape
 from fantasize.schemas.users import (
     ChangePasswordSchema,
     ForgotPasswordSchema,
@@ -22,6 +20,7 @@ from fantasize.schemas.users import (
     UserSchema,
 )
 from fantasize.services import accounts
+from fantasize.web import Shape, current_user
 
 bp = Blueprint("accounts", __name__)
 

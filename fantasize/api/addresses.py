@@ -4,12 +4,11 @@ from __future__ import annotations
 
 from flask import Blueprint
 
-from fantasize.api.auth import current_user
 from fantasize.api.endpoint import endpoint
-from fantasize.api.render import Shape
 from fantasize.schemas.addresses import AddressInSchema, AddressSchema, PaymentMethodInSchema, PaymentMethodSchema
 from fantasize.schemas.base import PageQuery
 from fantasize.services import addresses, payments
+from fantasize.web import Shape, current_user
 
 bp = Blueprint("addresses", __name__)
 

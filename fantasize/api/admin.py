@@ -5,9 +5,9 @@ from __future__ import annotations
 from flask import Blueprint
 
 from fantasize.api.endpoint import endpoint
-from fantasize.api.render import Shape
 from fantasize.schemas.admin import DashboardSchema, LowStockItemSchema, LowStockQuery
 from fantasize.services import dashboard, inventory
+from fantasize.web import Shape
 
 bp = Blueprint("admin", __name__)
 

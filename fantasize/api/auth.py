@@ -2,23 +2,14 @@
 
 from __future__ import annotations
 
-from flask import g, request
+from flask import g
 
 from fantasize.errors import Forbidden, Unauthorized
 from fantasize.models import User
 from fantasize.services.tokens import user_from_token
+from fantasize.web import bearer_token
 
 AUTH_LEVELS = (None, "optional", "user", "admin")
-
-
-def bearer_token() -> str | None:
-    header = request.headers.get("Authorization", "")
-    scheme, _, token = header.partition(" ")
-    if not header:
-        return None
-    if scheme.lower() != "bearer" or not token.strip():
-        raise Unauthorized("Use 'Authorization: Bearer <token>'", code="INVALID_TOKEN")
-    return token.strip()
 
 
 def authenticate(level: str | None) -> User | None:
@@ -36,5 +27,3 @@ def authenticate(level: str | None) -> User | None:
     return user
 
 
-def current_user() -> User | None:
-    return g.get("current_user")

@@ -4,11 +4,10 @@ from __future__ import annotations
 
 from flask import Blueprint
 
-from fantasize.api.auth import current_user
 from fantasize.api.endpoint import endpoint
-from fantasize.api.render import Shape
 from fantasize.schemas.orders import CartLineInSchema, CartLineSchema, CartLineUpdateSchema, CartSchema
 from fantasize.services import cart
+from fantasize.web import Shape, current_user
 
 bp = Blueprint("cart", __name__)
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from flask import Blueprint
 
 from fantasize.api.endpoint import endpoint
-from fantasize.api.render import Shape, render
+from fantasize.api.render import render
 from fantasize.platform.cache.domains import EXPLORE_PAGE, HOME_PAGE, SEARCH_PAGE
 from fantasize.schemas import product_rows
 from fantasize.schemas.discovery import (
@@ -17,6 +17,7 @@ from fantasize.schemas.discovery import (
     SearchResultsV2Schema,
 )
 from fantasize.services import discovery
+from fantasize.web import Shape
 
 bp = Blueprint("discovery", __name__)
 

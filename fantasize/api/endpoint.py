@@ -7,96 +7,19 @@ rendering, response caching and the OpenAPI document, so the docs cannot drift f
 from __future__ import annotations
 
 import functools
-import json
-import re
 from collections.abc import Callable
-from dataclasses import dataclass, field
-from itertools import accumulate
 from typing import Any
 
 from flask import Response, request
 from marshmallow import Schema, ValidationError
 
 from fantasize.api.auth import AUTH_LEVELS, authenticate
-from fantasize.api.render import Shape, no_content, render
-from fantasize.errors import BadRequest, UnsupportedMediaType, ValidationFailed
+from fantasize.api.render import no_content, render
+from fantasize.errors import BadRequest, ValidationFailed
 from fantasize.platform.cache import pages as page_cache
 from fantasize.platform.cache.domains import check_domains
 from fantasize.schemas.base import text_error
-
-
-@dataclass(frozen=True)
-class Outcome:
-    """Another success a view answers with, in the same shape as its main one (for the OpenAPI document)."""
-
-    status: int
-    description: str
-    headers: tuple[tuple[str, str], ...] = ()  # (name, description) of headers this answer always carries
-
-
-@dataclass(frozen=True)
-class EndpointSpec:
-    summary: str
-    returns: Shape | None
-    many: bool
-    status: int
-    body: type[Schema] | None
-    query: type[Schema] | None
-    auth: str | None
-    partial: bool
-    tags: tuple[str, ...] = field(default_factory=tuple)
-    errors: tuple[int, ...] = field(default_factory=tuple)
-    # Views that read multipart files or answer with a file (not JSON) say so here, for the OpenAPI document.
-    files: tuple[str, ...] = field(default_factory=tuple)
-    produces: tuple[str, ...] = field(default_factory=tuple)
-    # The catalogue domains a cacheable public read shows (fantasize.platform.cache); empty: never cached.
-    cache: tuple[str, ...] = field(default_factory=tuple)
-    # For the OpenAPI document: other successes (an idempotent replay), the path parameter a create operation's
-    # result fills in elsewhere (its links; derived from the resource's name when None), and whether the view
-    # needs the database (503 while it is down).
-    also: tuple[Outcome, ...] = field(default_factory=tuple)
-    creates: str | None = None
-    uses_database: bool = True
-
-
-# Arrays and objects nested deeper than this are refused before decoding: no request of this API needs a tenth of
-# it, and the decoder recurses once per level.
-MAX_JSON_DEPTH = 64
-TOO_DEEP = f"The JSON body nests arrays and objects deeper than {MAX_JSON_DEPTH} levels"
-# A JSON string, escapes included: brackets inside one are text, not structure.
-_JSON_STRING = re.compile(rb'"[^"\\]*(?:\\.[^"\\]*)*"', re.DOTALL)
-_NOT_A_BRACKET = bytes(sorted(set(range(256)) - set(b"[]{}")))
-_BRACKET_STEPS = bytes.maketrans(b"[{]}", b"\x01\x01\xff\xff")  # +1 and -1 as signed bytes
-_DEEP_RUN = re.compile(rb"[\[{]{%d}" % (MAX_JSON_DEPTH + 1))
-
-
-def json_too_deep(raw: bytes) -> bool:
-    """Whether the brackets of `raw`, outside its strings, nest deeper than MAX_JSON_DEPTH: the deepest point the
-    decoder would reach, valid JSON or not, judged from the bytes in C-speed passes (no recursion at all)."""
-    if raw.count(b"[") + raw.count(b"{") <= MAX_JSON_DEPTH:
-        return False  # the usual body: too few brackets to nest that deep
-    brackets = _JSON_STRING.sub(b"", raw).translate(None, _NOT_A_BRACKET)
-    if _DEEP_RUN.search(brackets):  # the usual attack, a long run of openings, found without counting
-        return True
-    depths = accumulate(memoryview(brackets.translate(_BRACKET_STEPS)).cast("b"))
-    return max(depths, default=0) > MAX_JSON_DEPTH
-
-
-def json_body() -> Any:
-    """The request's JSON body, decoded: 415 when it is not JSON, 400 when it is empty, malformed or too deep."""
-    if request.mimetype != "application/json" and not request.mimetype.endswith("+json"):
-        raise UnsupportedMediaType("Send the body as application/json")
-    raw = request.get_data(cache=True)
-    if not raw.strip():
-        raise BadRequest("A JSON body is required")
-    if json_too_deep(raw):
-        raise BadRequest(TOO_DEEP, details={"maxDepth": MAX_JSON_DEPTH})
-    try:
-        return json.loads(raw)
-    except RecursionError as exc:  # not expected below MAX_JSON_DEPTH; a 400 all the same, never a 500
-        raise BadRequest(TOO_DEEP, details={"maxDepth": MAX_JSON_DEPTH}) from exc
-    except (ValueError, UnicodeDecodeError) as exc:
-        raise BadRequest("Malformed JSON body", details={"position": getattr(exc, "pos", None)}) from exc
+from fantasize.web import EndpointSpec, Outcome, Shape, json_body
 
 
 def check_form_text() -> None:

@@ -3,40 +3,15 @@
 from __future__ import annotations
 
 import logging
-from typing import Any
 
-from flask import Flask, Response, g, jsonify
+from flask import Flask, Response
 from sqlalchemy.exc import OperationalError
 from werkzeug.exceptions import HTTPException
 
-from fantasize.api.render import iso_now
 from fantasize.errors import AppError
+from fantasize.web import HTTP_CODES, error_response
 
 log = logging.getLogger("fantasize.errors")
-
-# Codes for the HTTP errors Flask and Werkzeug raise themselves.
-HTTP_CODES = {
-    400: "BAD_REQUEST", 401: "UNAUTHORIZED", 403: "FORBIDDEN", 404: "NOT_FOUND", 405: "METHOD_NOT_ALLOWED",
-    409: "CONFLICT", 410: "GONE", 413: "PAYLOAD_TOO_LARGE", 415: "UNSUPPORTED_MEDIA_TYPE",
-    422: "VALIDATION_ERROR", 429: "RATE_LIMITED", 503: "SERVICE_UNAVAILABLE",
-}
-
-
-def error_response(status: int, code: str, message: str, details: Any = None,
-                   headers: dict[str, str] | None = None) -> Response:
-    error: dict[str, Any] = {"code": code, "message": message}
-    if details is not None:
-        error["details"] = details
-    response = jsonify({
-        "success": False,
-        "error": error,
-        "meta": {"requestId": g.get("request_id"), "timestamp": iso_now()},
-    })
-    response.status_code = status
-    for name, value in (headers or {}).items():
-        response.headers[name] = value
-    return response
-
 
 def _app_error(exc: AppError) -> Response:
     return error_response(exc.status, exc.code, exc.message, exc.details, exc.headers)

@@ -5,11 +5,11 @@ from __future__ import annotations
 from flask import Blueprint
 
 from fantasize.api.endpoint import endpoint
-from fantasize.api.render import Shape
 from fantasize.platform import api_keys
 from fantasize.platform.api_keys import require_api_key
 from fantasize.schemas.admin import StockSyncInSchema, StockSyncResultSchema
 from fantasize.services import inventory
+from fantasize.web import Shape
 
 bp = Blueprint("integrations", __name__)
 bp.record_once(lambda state: api_keys.init_app(state.app))

@@ -6,9 +6,9 @@ from flask import Blueprint
 from marshmallow import fields
 
 from fantasize.api.endpoint import endpoint
-from fantasize.api.render import Shape
 from fantasize.api.versioning import version_catalogue
 from fantasize.schemas.base import CamelSchema, UTCDateTime
+from fantasize.web import Shape
 
 bp = Blueprint("meta", __name__)
 

@@ -4,11 +4,10 @@ from __future__ import annotations
 
 from flask import Blueprint
 
-from fantasize.api.auth import current_user
 from fantasize.api.endpoint import endpoint
-from fantasize.api.render import Shape
 from fantasize.schemas.engagement import NotificationQuery, NotificationSchema, ReadAllSchema
 from fantasize.services import notifications
+from fantasize.web import Shape, current_user
 
 bp = Blueprint("notifications", __name__)
 

@@ -4,9 +4,8 @@ from __future__ import annotations
 
 from flask import Blueprint
 
-from fantasize.api.auth import current_user
 from fantasize.api.endpoint import endpoint
-from fantasize.api.render import Shape, render_for
+from fantasize.api.render import render_for
 from fantasize.platform.cache.domains import CUSTOMIZATION_PAGE, OFFER_PAGE
 from fantasize.schemas.base import PageQuery
 from fantasize.schemas.offers import (
@@ -18,6 +17,7 @@ from fantasize.schemas.offers import (
     StaffOfferSchema,
 )
 from fantasize.services import offers
+from fantasize.web import Shape, current_user
 
 bp = Blueprint("offers", __name__)
 

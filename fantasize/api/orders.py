@@ -4,9 +4,8 @@ from __future__ import annotations
 
 from flask import Blueprint, request
 
-from fantasize.api.auth import current_user
-from fantasize.api.endpoint import Outcome, endpoint
-from fantasize.api.render import Shape, render, render_for
+from fantasize.api.endpoint import endpoint
+from fantasize.api.render import render, render_for
 from fantasize.schemas.orders import (
     OrderInSchema,
     OrderQuery,
@@ -18,6 +17,7 @@ from fantasize.schemas.orders import (
     StatusChangeSchema,
 )
 from fantasize.services import orders
+from fantasize.web import Outcome, Shape, current_user
 
 bp = Blueprint("orders", __name__)
 

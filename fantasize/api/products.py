@@ -4,9 +4,8 @@ from __future__ import annotations
 
 from flask import Blueprint
 
-from fantasize.api.auth import current_user
 from fantasize.api.endpoint import endpoint
-from fantasize.api.render import Shape, render_for
+from fantasize.api.render import render_for
 from fantasize.platform.cache.domains import PACKAGE_PAGE, PRODUCT_PAGE
 from fantasize.schemas import product_rows
 from fantasize.schemas.products import (
@@ -25,6 +24,7 @@ from fantasize.schemas.products import (
     StockInSchema,
 )
 from fantasize.services import product_reads, products
+from fantasize.web import Shape, current_user
 
 bp = Blueprint("products", __name__)
 

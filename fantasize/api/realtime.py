@@ -5,9 +5,9 @@ from __future__ import annotations
 from flask import Blueprint, current_app
 
 from fantasize.api.endpoint import endpoint
-from fantasize.api.render import Shape
 from fantasize.realtime import outbox, realtime_of, stats
 from fantasize.schemas.realtime import AnnouncementInSchema, AnnouncementSchema, RealtimeStatsSchema
+from fantasize.web import Shape
 
 bp = Blueprint("realtime", __name__)
 

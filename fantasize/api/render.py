@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlencode
 
@@ -11,24 +10,8 @@ from flask import Response, current_app, g, jsonify, request
 from marshmallow import Schema
 
 from fantasize.models import User
-from fantasize.models.base import utcnow
 from fantasize.services.common import Page
-
-
-def iso_now() -> str:
-    return utcnow().isoformat(timespec="milliseconds").replace("+00:00", "Z")
-
-
-@dataclass(frozen=True)
-class Shape:
-    """How one resource renders per version: v2 falls back to v1 when it has no schema of its own."""
-
-    name: str
-    v1: type[Schema]
-    v2: type[Schema] | None = None
-
-    def schema_for(self, version: str | None) -> type[Schema]:
-        return self.v2 if version == "v2" and self.v2 is not None else self.v1
+from fantasize.web import Shape, iso_now
 
 
 def _meta(**extra: Any) -> dict[str, Any]:

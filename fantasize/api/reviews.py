@@ -4,13 +4,13 @@ from __future__ import annotations
 
 from flask import Blueprint, Response
 
-from fantasize.api.auth import current_user
-from fantasize.api.endpoint import Outcome, endpoint
-from fantasize.api.render import Shape, render
+from fantasize.api.endpoint import endpoint
+from fantasize.api.render import render
 from fantasize.platform.cache.domains import PACKAGE_REVIEWS_PAGE, PRODUCT_REVIEWS_PAGE
 from fantasize.schemas.base import PageQuery
 from fantasize.schemas.engagement import FavoriteSchema, FavoriteV2Schema, ReviewInSchema, ReviewSchema
 from fantasize.services import favorites, reviews
+from fantasize.web import Outcome, Shape, current_user
 
 bp = Blueprint("reviews", __name__)
 

@@ -5,10 +5,10 @@ from __future__ import annotations
 from flask import Blueprint
 
 from fantasize.api.endpoint import endpoint
-from fantasize.api.render import Shape
 from fantasize.schemas.base import PageQuery
 from fantasize.schemas.site import ContactMessageInSchema, ContactMessageSchema, SiteTextsInSchema, SiteTextsSchema
 from fantasize.services import site
+from fantasize.web import Shape
 
 bp = Blueprint("site", __name__)
 

@@ -4,9 +4,7 @@ from __future__ import annotations
 
 from flask import Blueprint
 
-from fantasize.api.auth import current_user
 from fantasize.api.endpoint import endpoint
-from fantasize.api.render import Shape
 from fantasize.platform.cache.domains import CATEGORY_PAGE, TAXONOMY_PAGE
 from fantasize.schemas.base import PageQuery
 from fantasize.schemas.taxonomy import (
@@ -21,6 +19,7 @@ from fantasize.schemas.taxonomy import (
     SubCategorySchema,
 )
 from fantasize.services import taxonomy
+from fantasize.web import Shape, current_user
 
 bp = Blueprint("taxonomy", __name__)
 

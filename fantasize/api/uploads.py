@@ -6,12 +6,11 @@ from typing import IO
 
 from flask import Blueprint, Response, request, send_file
 
-from fantasize.api.auth import current_user
 from fantasize.api.endpoint import endpoint
-from fantasize.api.render import Shape
 from fantasize.errors import UnsupportedMediaType, ValidationFailed
 from fantasize.schemas.uploads import DownloadQuery, UploadSchema
 from fantasize.services import uploads
+from fantasize.web import Shape, current_user
 
 bp = Blueprint("uploads", __name__)
 

@@ -16,10 +16,10 @@ from flask import Flask
 from marshmallow import Schema
 from werkzeug.routing import Rule
 
-from fantasize.api.endpoint import EndpointSpec
 from fantasize.platform.api_keys import HEADER as API_KEY_HEADER
 from fantasize.platform.rate_limits import EXEMPT_PATHS
 from fantasize.schemas.base import Money, camelcase
+from fantasize.web import EndpointSpec
 
 OPENAPI_VERSION = "3.0.3"
 DOCUMENTED_VERSIONS = ("v1", "v2")

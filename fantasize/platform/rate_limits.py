@@ -45,15 +45,12 @@ from redis.backoff import NoBackoff
 from redis.retry import Retry
 from werkzeug.exceptions import HTTPException
 
-from fantasize.api import MOUNTS
-from fantasize.api.auth import bearer_token
-from fantasize.api.endpoint import json_body
-from fantasize.api.errors import error_response
 from fantasize.errors import AppError, Unauthorized
 from fantasize.platform.cache.pages import request_rider
 from fantasize.platform.limit_storage import SCHEME_PREFIX
 from fantasize.services.accounts import normalise_email
 from fantasize.services.tokens import session_user_id
+from fantasize.web import MOUNTS, bearer_token, error_response, json_body
 
 log = logging.getLogger("fantasize.rate_limits")
 

@@ -28,9 +28,9 @@ from urllib.parse import parse_qs
 from flask import Response
 
 from config import ConfigError
-from fantasize.api.errors import HTTP_CODES, error_response
 from fantasize.platform import request_log
 from fantasize.platform.rate_limits import LimitOutsideRequests, address_of
+from fantasize.web import HTTP_CODES, error_response
 
 if TYPE_CHECKING:
     from fantasize.realtime import Realtime

@@ -24,13 +24,12 @@ from flask import Flask, Response, current_app, g, request
 from sqlalchemy import Connection, func, select
 from sqlalchemy.orm import Session
 
-from fantasize.api.auth import current_user
-from fantasize.api.render import iso_now
 from fantasize.extensions import db
 from fantasize.models import Offer
 from fantasize.models.base import utcnow
 from fantasize.platform.cache.domains import TTL_SETTINGS
 from fantasize.platform.cache.store import Found, LookupRider, PageStore, Query
+from fantasize.web import current_user, iso_now
 
 EXTENSION = "fantasize.cache"
 HEADER = "X-Cache"
