@@ -1,0 +1,93 @@
+"""Request monitoring: one pair of hooks times every request and hands the sample to its listeners.
+
+The hooks measure; what is kept is up to the listeners registered with `on_request`: the in-process window behind
+the admin performance endpoints (window.py) and the Prometheus metrics (prometheus.py). A listener runs on the
+request's path, so it only counts in process memory: no Redis or database call per request (window.py flushes
+once a second from a background task). `ENABLE_PERFORMANCE_MONITORING=false` registers no hook at all.
+
+The route is the Flask rule that matched (`/api/v1/products/<int:product_id>`), never the raw path, so the number
+of labels is bounded by the app's routes; requests that match no rule count under UNMATCHED. Socket.IO's own
+requests are answered by its middleware before Flask and are not recorded here (the real-time figures are).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from time import perf_counter, time
+
+from flask import Flask, Response, current_app, g, request
+
+EXTENSION = "fantasize.monitoring"
+UNMATCHED = "<unmatched>"
+
+
+@dataclass(frozen=True, slots=True)
+class Sample:
+    """One finished request."""
+
+    method: str
+    route: str  # the rule's template, or UNMATCHED
+    status: int
+    seconds: float  # from the first before-request hook to the last after-request hook
+    request_id: str | None
+    at: float  # wall-clock time (time.time()) the request finished
+
+
+RequestListener = Callable[[Sample], None]
+
+
+@dataclass
+class Monitoring:
+    listeners: list[RequestListener] = field(default_factory=list)
+
+
+def state(app: Flask) -> Monitoring | None:
+    """The app's monitoring, or None when ENABLE_PERFORMANCE_MONITORING is off."""
+    return app.extensions.get(EXTENSION)
+
+
+def on_request(app: Flask, listener: RequestListener) -> None:
+    """Call `listener` with every finished request's Sample (nothing happens while monitoring is off)."""
+    monitoring = state(app)
+    if monitoring is not None:
+        monitoring.listeners.append(listener)
+
+
+def route_of() -> str:
+    rule = request.url_rule
+    return rule.rule if rule is not None else UNMATCHED
+
+
+def _start() -> None:
+    g.monitoring_started = perf_counter()
+
+
+def _finish(status: int) -> None:
+    started = g.pop("monitoring_started", None)
+    if started is None:  # recorded already (after_request ran before teardown), or never started
+        return
+    sample = Sample(request.method, route_of(), status, perf_counter() - started, g.get("request_id"), time())
+    for listener in current_app.extensions[EXTENSION].listeners:
+        listener(sample)
+
+
+def _after(response: Response) -> Response:
+    _finish(response.status_code)
+    return response
+
+
+def _teardown(exc: BaseException | None) -> None:
+    # Only reached with the sample still pending when no response was made (an error in an error handler):
+    # what the client gets is a 500.
+    _finish(500)
+
+
+def init_app(app: Flask) -> None:
+    if not app.config["ENABLE_PERFORMANCE_MONITORING"]:
+        return
+    app.extensions[EXTENSION] = Monitoring()
+    # Right after the request id is assigned (request_log puts its hook first), before every other hook.
+    app.before_request_funcs.setdefault(None, []).insert(1, _start)
+    app.after_request(_after)
+    app.teardown_request(_teardown)
