@@ -35,11 +35,14 @@ class Sample:
 
 
 RequestListener = Callable[[Sample], None]
+# (statement with its parameters elided, seconds it took, request id or None outside a request)
+SlowQueryListener = Callable[[str, float, "str | None"], None]
 
 
 @dataclass
 class Monitoring:
     listeners: list[RequestListener] = field(default_factory=list)
+    slow_query_listeners: list[SlowQueryListener] = field(default_factory=list)
 
 
 def state(app: Flask) -> Monitoring | None:
@@ -52,6 +55,13 @@ def on_request(app: Flask, listener: RequestListener) -> None:
     monitoring = state(app)
     if monitoring is not None:
         monitoring.listeners.append(listener)
+
+
+def on_slow_query(app: Flask, listener: SlowQueryListener) -> None:
+    """Call `listener` for every SQL statement slower than SLOW_QUERY_THRESHOLD (nothing while monitoring is off)."""
+    monitoring = state(app)
+    if monitoring is not None:
+        monitoring.slow_query_listeners.append(listener)
 
 
 def route_of() -> str:
