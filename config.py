@@ -226,6 +226,10 @@ class Config:
     PUBLIC_BASE_URL = _env("PUBLIC_BASE_URL", "http://127.0.0.1:5000")
 
     LOG_LEVEL = _env("LOG_LEVEL", "INFO")
+    # How log lines are written: "json" (one object per line, for a log pipeline) or "text" (for a person at a
+    # terminal). Development defaults to text, everything else to JSON. Each HTTP request is logged once, by the app
+    # (logger fantasize.requests, at INFO), not by gunicorn.
+    LOG_FORMAT = _env("LOG_FORMAT", "json")
 
     # gunicorn (gunicorn.conf.py; its command-line options still win). gevent serves many connections per worker as
     # greenlets (Socket.IO needs it); gthread serves GUNICORN_THREADS requests at once per worker with real threads,
@@ -238,6 +242,7 @@ class Config:
 
 class DevelopmentConfig(Config):
     ENV_NAME = "development"
+    LOG_FORMAT = _env("LOG_FORMAT", "text")
     # JWT_SECRET unset: the factory takes the one generated in the instance folder (instance_secret).
     DEBUG = _bool("FLASK_DEBUG", False)
 

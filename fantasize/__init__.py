@@ -27,6 +27,7 @@ def create_app(config: type | str | None = None, overrides: dict[str, Any] | Non
     register_rate_limits(app)
     register_subscribers(app)
     register_realtime(app)
+    register_request_lines(app)
     register_commands(app)
     return app
 
@@ -103,6 +104,13 @@ def register_realtime(app: Flask) -> None:
 
     # Last of the layers around the app: Socket.IO's middleware answers /socket.io before Flask sees the request.
     realtime.init_app(app)
+
+
+def register_request_lines(app: Flask) -> None:
+    from fantasize.platform import request_log
+
+    # Around everything, Socket.IO's middleware included: one log line per HTTP request.
+    request_log.wrap(app)
 
 
 def register_commands(app: Flask) -> None:

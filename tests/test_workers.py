@@ -2,17 +2,13 @@
 
 from __future__ import annotations
 
-import importlib.util
 import os
 import subprocess
 import sys
 from concurrent.futures import ThreadPoolExecutor
-from datetime import timedelta
 
 import pytest
 import requests
-from gunicorn import glogging
-from gunicorn.config import Config
 from redis import BlockingConnectionPool
 from sqlalchemy import event
 
@@ -137,45 +133,3 @@ def test_an_anonymous_read_runs_in_autocommit_and_gives_the_connection_back_as_i
     assert seen and not any(autocommit for _, autocommit in seen), seen
     with app.app_context(), db.engine.connect() as connection:
         assert connection.connection.dbapi_connection.autocommit is False
-
-
-def _load_gunicorn_conf(monkeypatch):
-    monkeypatch.setenv("FLASK_ENV", "testing")  # gunicorn.conf.py checks production settings otherwise
-    spec = importlib.util.spec_from_file_location("gunicorn_conf_under_test", ROOT / "gunicorn.conf.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-@pytest.mark.parametrize("access_format", [
-    None,  # gunicorn.conf.py's own
-    '%(h)s "%(r)s" %(s)s %(b)s %(B)s "%(f)s" "%(a)s" %(D)s %(L)s %({x-request-id}o)s %({host}i)s %({path_info}e)s',
-    "%(t)s %(p)s %(s)s",  # fields the cheap logger does not know: gunicorn's own catalogue
-])
-def test_the_access_line_is_the_one_gunicorns_logger_writes(access_format, monkeypatch):
-    conf = _load_gunicorn_conf(monkeypatch)
-    assert conf.logger_class is conf.AccessFieldsLogger
-    cfg = Config()
-    cfg.set("access_log_format", access_format or conf.access_log_format)
-
-    class Request:
-        headers = [("HOST", "shop.example"), ("USER-AGENT", 'curl "quoted"'), ("X-REQUEST-ID", "from-client")]
-
-    class Answer:
-        status = "200 OK"
-        sent = 493
-        headers = [("Content-Type", "application/json"), ("X-Request-ID", "abc123")]
-
-    environ = {"REQUEST_METHOD": "GET", "RAW_URI": "/api/v1/products/1?x=1", "SERVER_PROTOCOL": "HTTP/1.1",
-               "REMOTE_ADDR": "203.0.113.9", "PATH_INFO": "/api/v1/products/1", "QUERY_STRING": "x=1",
-               "HTTP_USER_AGENT": 'curl "quoted"', "HTTP_HOST": "shop.example"}
-    took = timedelta(seconds=1, microseconds=234567)
-    ours, gunicorns = conf.AccessFieldsLogger(cfg), glogging.Logger(cfg)
-    line = cfg.access_log_format % glogging.SafeAtoms(ours.atoms(Answer(), Request(), environ, took))
-    expected = cfg.access_log_format % glogging.SafeAtoms(gunicorns.atoms(Answer(), Request(), environ, took))
-    if access_format and "%(t)s" in access_format:  # the clock moved between the two
-        line, expected = line.split(" ", 2)[-1], expected.split(" ", 2)[-1]
-    assert line == expected
-    if access_format is None:
-        assert line == '203.0.113.9 "GET /api/v1/products/1?x=1 HTTP/1.1" 200 493 1234ms request_id=abc123 ' \
-                       '"curl \\"quoted\\""'

@@ -1,4 +1,12 @@
-"""Request ids and structured (JSON) logs that carry them."""
+"""Request ids, the logs that carry them (JSON, or text for a person in development), and one line per request.
+
+Each HTTP request is logged once, by the app, at its end (logger `fantasize.requests`, INFO): method, path (never
+the query string, which may carry a token), route template, status, duration, user id, client address (after
+PROXY_COUNT) and request id. gunicorn's own access log is off (gunicorn.conf.py): it knows neither the route nor
+the user. The line is written by a WSGI wrapper around everything, Socket.IO's requests included (a websocket's line
+comes when it closes, with the socket's lifetime as its duration); Flask's hooks leave the route and user in the
+environ for it. Health probes and metric scrapes (QUIET_PATHS) are not logged: machines ask them every few seconds.
+"""
 
 from __future__ import annotations
 
@@ -8,11 +16,20 @@ import re
 import sys
 import time
 import uuid
+from typing import Any
 
 from flask import Flask, Response, g, has_request_context, request
 
+from config import ConfigError
+
 _CLIENT_ID = re.compile(r"^[A-Za-z0-9._-]{1,128}$")
 _STANDARD_ATTRS = set(vars(logging.makeLogRecord({}))) | {"message", "asctime"}
+LOG_FORMATS = ("json", "text")
+requests_log = logging.getLogger("fantasize.requests")
+# What Flask's hooks leave in the WSGI environ for the request line.
+ROUTE_KEY, USER_KEY, ID_KEY = "fantasize.route", "fantasize.user_id", "fantasize.request_id"
+# Probes and scrapes, asked every few seconds by machines, get no request line (they are counted in the metrics).
+QUIET_PATHS = ("/health", "/metrics")
 
 
 def request_id() -> str | None:
@@ -21,7 +38,8 @@ def request_id() -> str | None:
 
 class RequestIdFilter(logging.Filter):
     def filter(self, record: logging.LogRecord) -> bool:
-        record.request_id = request_id()
+        if getattr(record, "request_id", None) is None:  # the request line names its own (Flask's context is gone)
+            record.request_id = request_id()
         return True
 
 
@@ -44,7 +62,20 @@ class JsonFormatter(logging.Formatter):
         return json.dumps(entry, default=str)
 
 
+class TextFormatter(logging.Formatter):
+    """`12:00:01.234 INFO  fantasize.requests GET /api/v1/products 200 (route=... durationMs=3.1)`: for a person."""
 
+    converter = time.gmtime
+
+    def format(self, record: logging.LogRecord) -> str:
+        extras = {k: v for k, v in vars(record).items() if k not in _STANDARD_ATTRS and v is not None}
+        line = (f"{self.formatTime(record, '%H:%M:%S')}.{int(record.msecs):03d} {record.levelname:<7} {record.name} "
+                f"{record.getMessage()}")
+        if extras:
+            line += " (" + " ".join(f"{key}={value}" for key, value in extras.items()) + ")"
+        if record.exc_info:
+            line += "\n" + self.formatException(record.exc_info)
+        return line
 
 
 class StderrHandler(logging.StreamHandler):
@@ -63,8 +94,11 @@ class StderrHandler(logging.StreamHandler):
 
 
 def configure_logging(app: Flask) -> None:
+    log_format = str(app.config.get("LOG_FORMAT") or "json").lower()
+    if log_format not in LOG_FORMATS:
+        raise ConfigError(f"LOG_FORMAT={log_format!r}: use one of {', '.join(LOG_FORMATS)}")
     handler = StderrHandler()
-    handler.setFormatter(JsonFormatter())
+    handler.setFormatter(JsonFormatter() if log_format == "json" else TextFormatter())
     handler.addFilter(RequestIdFilter())
     root = logging.getLogger("fantasize")
     root.handlers[:] = [handler]
@@ -76,7 +110,7 @@ def configure_logging(app: Flask) -> None:
 
 def assign_request_id() -> None:
     supplied = request.headers.get("X-Request-ID", "")
-    g.request_id = supplied if _CLIENT_ID.match(supplied) else uuid.uuid4().hex
+    g.request_id = request.environ[ID_KEY] = supplied if _CLIENT_ID.match(supplied) else uuid.uuid4().hex
 
 
 def echo_request_id(response: Response) -> Response:
@@ -84,8 +118,50 @@ def echo_request_id(response: Response) -> Response:
     return response
 
 
+def note_for_request_line(response: Response) -> Response:
+    """What only Flask knows, left for the request line: the route that matched and who called."""
+    environ = request.environ
+    rule = request.url_rule
+    environ[ROUTE_KEY] = rule.rule if rule is not None else None
+    user = g.get("current_user")
+    environ[USER_KEY] = user.id if user is not None else None
+    return response
+
+
+def request_lines(wsgi_app: Any) -> Any:
+    """`wsgi_app`, logging one line per request when it has answered (nothing at all while INFO is off)."""
+
+    def logged(environ: dict[str, Any], start_response: Any) -> Any:
+        if not requests_log.isEnabledFor(logging.INFO) or environ.get("PATH_INFO", "").startswith(QUIET_PATHS):
+            return wsgi_app(environ, start_response)
+        started = time.perf_counter()
+        answered: list[str] = []
+
+        def remember_status(status: str, headers: Any, exc_info: Any = None) -> Any:
+            answered[:] = [status]
+            return start_response(status, headers, exc_info) if exc_info else start_response(status, headers)
+
+        try:
+            return wsgi_app(environ, remember_status)
+        finally:
+            status = int(answered[0][:3]) if answered else 500
+            method, path = environ.get("REQUEST_METHOD"), environ.get("PATH_INFO")
+            requests_log.info(f"{method} {path} {status}", extra={
+                "method": method, "path": path, "route": environ.get(ROUTE_KEY), "status": status,
+                "durationMs": round((time.perf_counter() - started) * 1000, 2), "userId": environ.get(USER_KEY),
+                "clientAddress": environ.get("REMOTE_ADDR"), "request_id": environ.get(ID_KEY)})
+
+    return logged
+
+
 def init_app(app: Flask) -> None:
     configure_logging(app)
     # Registered first so every later hook and error handler can rely on g.request_id.
     app.before_request_funcs.setdefault(None, []).insert(0, assign_request_id)
     app.after_request(echo_request_id)
+    app.after_request(note_for_request_line)
+
+
+def wrap(app: Flask) -> None:
+    """Around everything else (the factory calls it last, after Socket.IO's middleware)."""
+    app.wsgi_app = request_lines(app.wsgi_app)
