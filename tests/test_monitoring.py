@@ -13,6 +13,7 @@ import math
 import random
 import time
 import uuid
+from collections import Counter
 
 import pytest
 import requests
@@ -149,6 +150,17 @@ def test_percentiles_of_known_durations_are_the_nearest_rank_within_the_bound():
         assert abs(report[name] - exact) <= exact * 0.025 + 0.01, (name, report[name], exact)
     assert report["averageResponseTime"] == pytest.approx(sum(durations) / len(durations), abs=0.01)
     assert report["requestsPerSecond"] == pytest.approx(1000 / 300, abs=0.01)
+
+
+def test_a_percentile_is_the_nearest_rank_of_a_small_set():
+    counted = Counter()
+    for ms in range(10, 101, 10):  # 10, 20, ... 100 ms
+        figures.count(counted, "GET", "/x", 200, ms / 1000, slow=False)
+    report = figures.report(counted, 60)
+    # Nearest rank: the 5th, the 10th (ceil 9.5) and the 10th (ceil 9.9) of ten.
+    assert report["p50ResponseTime"] == pytest.approx(50, rel=0.025)
+    assert report["p95ResponseTime"] == pytest.approx(100, rel=0.025)
+    assert report["p99ResponseTime"] == pytest.approx(100, rel=0.025)
 
 
 def test_an_empty_window_reports_zeros():
