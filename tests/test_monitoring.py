@@ -23,11 +23,11 @@ from sqlalchemy import event, text
 from config import TestingConfig
 from fantasize.extensions import db
 from fantasize.platform import monitoring
-from fantasize.platform.monitoring import Sample, figures
-from fantasize.platform.monitoring.window import COARSE_TTL, Window
+from fantasize.platform.monitoring import Sample, figures, report
+from fantasize.platform.monitoring.window import COARSE_TTL, REDIS_TIMEOUT, Window
 from tests.conftest import database_url
 from tests.live_server import LiveServer, free_port
-from tests.support import PrivateRedis, delete_prefix, recorded, shared_redis
+from tests.support import PrivateRedis, SilentServer, delete_prefix, recorded, shared_redis
 
 METRICS = "/api/admin/performance/metrics"
 SLOW = "/api/admin/performance/slow-requests"
@@ -442,3 +442,36 @@ def test_only_administrators_see_the_figures(build, path):
     client = app.test_client()
     assert client.get(path).status_code == 401
     assert client.get(path, headers=customer).status_code == 403
+
+
+def test_made_up_methods_count_under_one_label(build):
+    app = build()
+    client = app.test_client()
+    for number in range(5):
+        client.open("/test/ok", method=f"BREW{number}")
+    metrics = data_of(client.get(METRICS, headers=admin_headers(app)))
+    assert [row["endpoint"] for row in metrics["topEndpoints"]] == ["OTHER <unmatched>"]
+    assert endpoint_count(metrics, "OTHER <unmatched>") == 5
+
+
+def test_a_hung_redis_costs_the_endpoints_one_timeout_then_nothing(build):
+    with SilentServer() as silent:
+        app = build(REDIS_URL=silent.url, CACHE_KEY_PREFIX="test:hung:", SLOW_REQUEST_THRESHOLD=60_000)
+        headers = admin_headers(app)
+        client = app.test_client()
+        for _ in range(3):
+            assert client.get("/test/ok").status_code == 200
+        window = monitoring.window_of(app)
+        started = time.monotonic()
+        assert window.metrics(300)["scope"] == "instance"
+        first = time.monotonic() - started
+        started = time.monotonic()
+        with app.test_request_context():
+            report.summary(app)
+            window.recent(window.slow_requests, 10)
+        paused = time.monotonic() - started
+        summary = data_of(client.get(SUMMARY, headers=headers))
+    assert summary["last5Minutes"]["scope"] == "instance" and summary["lastHour"]["totalRequests"] == 3
+    # The first read waits out the timeout (twice: one retry); the next ones, paused, do not ask Redis at all.
+    assert REDIS_TIMEOUT <= first < 2 * 2 * REDIS_TIMEOUT + 1, first
+    assert paused < REDIS_TIMEOUT, paused
