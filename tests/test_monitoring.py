@@ -521,3 +521,18 @@ def _concurrent_requests_ticks_and_reads() -> None:
     report = window.metrics(300)
     assert report["totalRequests"] == 20_000
     assert sorted(row["count"] for row in report["topEndpoints"]) == [5000] * 4
+
+
+def test_while_redis_is_away_at_most_an_hour_of_figures_waits_for_it():
+    window = Window(f"redis://127.0.0.1:{free_port()}/0", "unused:", slow_request_ms=10_000)
+    window.close()
+    now = time.time()
+    for slot in range(400):  # 400 slots of 10 s, the oldest over an hour ago
+        window.record(Sample("GET", "/x", 200, 0.01, None, now - slot * 10))
+    with recorded("fantasize.monitoring") as records:
+        window.tick(now)
+    assert len(window._unsent) == 360 and window.dropped_slots == 40
+    assert min(window._unsent) >= now - 3600 - 10  # the newest hour is what is kept
+    assert len([record for record in records if record.levelname == "WARNING"]) == 1
+    # This process's own day is whole all the same.
+    assert window.metrics(86_400)["totalRequests"] == 400 and window.metrics(86_400)["scope"] == "instance"
