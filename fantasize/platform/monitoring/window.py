@@ -264,9 +264,14 @@ class Window:
         self._reads_paused_until = time.monotonic() + READ_PAUSE
         self._complain("cannot read the monitoring window from Redis; reporting this process: %s", exc)
 
-    def metrics(self, seconds: float) -> dict[str, Any]:
-        counted, scope = self.figures(seconds)
-        return {**report(counted, seconds), "scope": scope}
+    def metrics(self, seconds: float, now: float | None = None) -> dict[str, Any]:
+        """The figures of the last `seconds`; the rate is over the span the slots read really cover (from the
+        start of the first to now), not `seconds`, which the slots may exceed by up to one slot."""
+        now = time.time() if now is None else now
+        counted, scope = self.figures(seconds, now)
+        grain = FINE if seconds <= FINE_KEEP else COARSE
+        covered = now - int(now - seconds) // grain * grain
+        return {**report(counted, covered), "scope": scope}
 
     def recent(self, recent: Recent, limit: int) -> list[dict[str, Any]]:
         """The latest `limit` entries, newest first, every instance's when Redis answers."""
