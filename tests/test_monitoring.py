@@ -548,3 +548,19 @@ def test_the_rate_of_a_short_window_is_over_the_time_it_covers():
     # A 1 s window reads the whole current slot, 5 s of it so far: 30 requests over 5 s, not over 1 s.
     assert window.metrics(1, now)["totalRequests"] == 30
     assert window.metrics(1, now)["requestsPerSecond"] == 6.0
+
+
+@pytest.mark.parametrize("backend", ["postgresql"])
+def test_a_worker_that_stops_sends_its_last_figures_first(app, prefix, tmp_root):
+    env = {"DATABASE_URL": database_url("postgresql", tmp_root), "REDIS_URL": TestingConfig.TEST_REDIS_URL,
+           "CACHE_KEY_PREFIX": prefix, "RATE_LIMIT_KEY_PREFIX": f"{prefix}limits"}
+    server = LiveServer(env, workers=1, log_path=tmp_root / "monitoring-exit.log").start()
+    try:
+        with requests.Session() as session:
+            for _ in range(5):
+                assert session.get(f"{server.url}/test-exit-unmatched", timeout=10).status_code == 404
+    finally:
+        server.stop()  # at once: the last requests are younger than a flush
+    redis = shared_redis()
+    keys = list(redis.scan_iter(match=f"{prefix}monitoring:300:*"))
+    assert sum(int(redis.hget(key, "r:GET <unmatched>") or 0) for key in keys) == 5

@@ -22,6 +22,7 @@ Redis, or when reading it fails, this process's history (`scope` says which).
 
 from __future__ import annotations
 
+import atexit
 import json
 import logging
 import threading
@@ -147,6 +148,8 @@ class Window:
             # The thread holds the window weakly: an app that is dropped (tests build many) ends its thread.
             self._thread = threading.Thread(target=_run, args=(weakref.ref(self),), name="monitoring-flush",
                                             daemon=True)
+            # A worker that exits (a restart, a deploy, max_requests) sends its last second before it goes.
+            atexit.register(_last_tick, weakref.ref(self))
         self._thread.start()
 
     def close(self) -> None:
@@ -308,6 +311,15 @@ def _unique(entries: Iterable[dict[str, Any]]) -> list[dict[str, Any]]:
     for entry in entries:
         seen.setdefault(json.dumps(entry, sort_keys=True), entry)
     return list(seen.values())
+
+
+def _last_tick(ref: weakref.ref[Window]) -> None:
+    window = ref()
+    if window is not None and not window._closed:
+        try:
+            window.tick()
+        except Exception:
+            log.exception("monitoring flush at exit failed")
 
 
 def _run(ref: weakref.ref[Window]) -> None:
