@@ -564,3 +564,19 @@ def test_a_worker_that_stops_sends_its_last_figures_first(app, prefix, tmp_root)
     redis = shared_redis()
     keys = list(redis.scan_iter(match=f"{prefix}monitoring:300:*"))
     assert sum(int(redis.hget(key, "r:GET <unmatched>") or 0) for key in keys) == 5
+
+
+@pytest.mark.parametrize("backend", ["postgresql"])
+def test_slow_statements_of_every_instance_are_in_the_summary(build, prefix):
+    first, second = (build(**on_redis(prefix, SLOW_QUERY_THRESHOLD=100)) for _ in range(2))
+    headers = admin_headers(first)
+    assert second.test_client().get("/test/sql/150", headers={"X-Request-ID": "sql-elsewhere"}).status_code == 200
+    client = first.test_client()
+
+    def listed():
+        queries = data_of(client.get(SUMMARY, headers=headers))["slowQueries"]
+        return queries if [query["requestId"] for query in queries] == ["sql-elsewhere"] else None
+
+    queries = eventually(listed)
+    assert queries, "the other instance's slow statement never reached this one's summary"
+    assert "pg_sleep" in queries[0]["statement"] and SECRET not in str(queries)
