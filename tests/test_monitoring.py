@@ -580,3 +580,30 @@ def test_slow_statements_of_every_instance_are_in_the_summary(build, prefix):
     queries = eventually(listed)
     assert queries, "the other instance's slow statement never reached this one's summary"
     assert "pg_sleep" in queries[0]["statement"] and SECRET not in str(queries)
+
+
+def test_a_flush_is_one_pipelined_write(prefix, monkeypatch):
+    from redis.connection import AbstractConnection
+
+    from tests.test_redis_budget import _command_names
+
+    window = Window(TestingConfig.TEST_REDIS_URL, f"{prefix}monitoring:", slow_request_ms=5)
+    window.close()
+    now = time.time()
+    for index in range(60):
+        window.record(Sample("GET", f"/r{index % 3}", 200, 0.001 * (index % 10 + 1), f"id-{index}", now - index))
+    window.note_query("SELECT 1", 0.5, None)
+    window.redis.ping()  # the connection's handshake is not the flush's
+    writes: list[list[str]] = []
+    send = AbstractConnection.send_packed_command
+
+    def counted(self, command, check_health=True):
+        writes.append(_command_names(command))
+        return send(self, command, check_health)
+
+    monkeypatch.setattr(AbstractConnection, "send_packed_command", counted)
+    window.tick(now)
+    assert len(writes) == 1, writes
+    assert writes[0][0] == "MULTI" and writes[0][-1] == "EXEC" and "HINCRBY" in writes[0] and "ZADD" in writes[0]
+    monkeypatch.undo()
+    assert window.metrics(300, now)["totalRequests"] == 60 and window.metrics(300, now)["scope"] == "cluster"
