@@ -23,11 +23,9 @@ EXTENSION = "fantasize.prometheus.counters"
 
 def counters(app: Flask | None = None) -> Counters | None:
     """The app's event counters, or None (monitoring off, or no app at hand)."""
-    if app is None:
-        if not has_app_context():
-            return None
-        app = current_app._get_current_object()  # type: ignore[attr-defined]
-    return app.extensions.get(EXTENSION)
+    if app is not None:
+        return app.extensions.get(EXTENSION)
+    return current_app.extensions.get(EXTENSION) if has_app_context() else None
 
 
 def page_cache(hit: bool) -> None:

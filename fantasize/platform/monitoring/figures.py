@@ -8,13 +8,16 @@ page cache's own short timeout (CACHE_REDIS_TIMEOUT_MS): once per scrape, never 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import psutil
 from flask import Flask
 from redis.exceptions import RedisError
 
 from fantasize.extensions import db
-from fantasize.realtime.sockets import Registry
+
+if TYPE_CHECKING:
+    from fantasize.realtime.sockets import Registry
 
 ROOM_KINDS = ("user", "order", "inventory")
 
@@ -43,7 +46,7 @@ class Sockets:
 
 
 def sockets(app: Flask) -> Sockets | None:
-    realtime = app.extensions.get("fantasize.realtime")
+    realtime = app.extensions.get("fantasize.realtime")  # by name: the platform does not import real time
     if realtime is None:
         return None
     registry: Registry = realtime.registry
