@@ -15,6 +15,7 @@ from sqlalchemy import text
 from config import ConfigError, TestingConfig
 from fantasize.extensions import db
 from fantasize.platform import monitoring
+from fantasize.platform.monitoring.prometheus import RequestMetrics
 from fantasize.platform.monitoring.scrape_access import parse_allow
 from tests.factories import Factory
 from tests.support import PrivateRedis, delete_prefix, shared_redis
@@ -102,6 +103,24 @@ def test_methods_a_client_makes_up_count_under_one_label(make_app):
     samples = scrape(client)
     counted = {labels: v for (name, labels), v in samples.items() if name == "fantasize_http_requests_total"}
     assert counted == {frozenset({"method": "OTHER", "route": monitoring.UNMATCHED, "status": "404"}.items()): 3}
+
+
+@pytest.mark.parametrize("backend", ["sqlite"])
+def test_labelled_children_are_resolved_once_per_method_route_and_status(make_app, monkeypatch):
+    # .labels() builds a key and takes a lock each call: the request path uses children resolved once.
+    app = make_app()
+    (listener,) = [listener for listener in monitoring.state(app).listeners if isinstance(listener, RequestMetrics)]
+    resolved = []
+    for metric in (listener.requests, listener.latency):
+        original = metric.labels
+        monkeypatch.setattr(metric, "labels", lambda *labels, _original=original: (resolved.append(labels),
+                                                                                    _original(*labels))[1])
+    client = app.test_client()
+    for _ in range(5):
+        client.get(f"{API}/versions")
+    client.get("/no/such/path")
+    assert len(resolved) == 4  # (counter, histogram) x two label sets
+    assert requests_of(scrape(client), method="GET", route=f"{API}/versions", status="200") == 5
 
 
 @pytest.mark.parametrize("backend", ["sqlite"])
@@ -261,6 +280,7 @@ def test_metrics_answer_only_allowed_addresses_or_api_keys_and_404_to_anyone_els
     client = app.test_client()
     assert scrape(client)  # the test client's 127.0.0.1: loopback is allowed by default
     assert scrape(client, environ_base={"REMOTE_ADDR": "::1"})
+    assert scrape(client, environ_base={"REMOTE_ADDR": "::ffff:127.0.0.1"})  # a dual-stack socket's IPv4 client
     refused = client.get("/metrics", **from_ip("203.0.113.7"))
     assert refused.status_code == 404
     assert refused.json["success"] is False and refused.json["error"]["code"] == "NOT_FOUND"
