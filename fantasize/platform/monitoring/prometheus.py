@@ -4,7 +4,7 @@ What it holds (every name and label is listed in the README's Monitoring section
 - requests and their latency by method, route template and status (a `monitoring.on_request` listener);
 - page-cache hits and misses, rate-limit rejections, orders placed and status changes, slow SQL statements
   (counted where they happen: `counts`, `monitoring.on_slow_query`);
-- read when scraped (`figures`): the database pool, Socket.IO clients and rooms, whether Redis answers;
+- read when scraped (`readings`): the database pool, Socket.IO clients and rooms, whether Redis answers;
 - the process (prometheus_client's process, platform and GC collectors).
 
 One registry per app, never prometheus_client's global REGISTRY: the test suite builds many apps in one process,
@@ -50,7 +50,7 @@ from prometheus_client.registry import Collector
 
 from fantasize.models.orders import ORDER_STATUSES
 from fantasize.platform import monitoring
-from fantasize.platform.monitoring import counts, figures, scrape_access
+from fantasize.platform.monitoring import counts, readings, scrape_access
 from fantasize.web import error_response
 
 log = logging.getLogger("fantasize.monitoring")
@@ -155,24 +155,24 @@ class ScrapeFigures(Collector):
         self.redis_only = redis_only
 
     def collect(self) -> Any:
-        up = figures.redis_up(self.app)
+        up = readings.redis_up(self.app)
         if up is not None:
             yield _gauge("redis_up", "1 when Redis answered a PING at this scrape, 0 when it did not", float(up))
         yield _gauge("monitoring_enabled", "1 when ENABLE_PERFORMANCE_MONITORING records requests",
                      float(monitoring.state(self.app) is not None))
         if self.redis_only:
             return
-        pool = figures.pool(self.app)
+        pool = readings.pool(self.app)
         if pool is not None:
             yield _gauge("db_pool_size", "Connections the database pool keeps", pool.size)
             yield _gauge("db_pool_checked_out", "Database connections in use now", pool.checked_out)
             yield _gauge("db_pool_overflow", "Database connections open beyond the pool size now", pool.overflow)
-        held = figures.sockets(self.app)
+        held = readings.sockets(self.app)
         if held is not None:
             yield _gauge("socketio_connected_clients", "Socket.IO clients connected to this instance", held.clients)
             rooms = GaugeMetricFamily(f"{NAMESPACE}_socketio_rooms", "Socket.IO rooms with members on this "
                                       "instance, by kind", labels=["kind"])
-            for kind in figures.ROOM_KINDS:
+            for kind in readings.ROOM_KINDS:
                 rooms.add_metric([kind], held.rooms[kind])
             yield rooms
 
@@ -197,17 +197,17 @@ class WorkerFigures:
                             multiprocess_mode="livemax", registry=None)
 
     def refresh(self) -> None:
-        pool = figures.pool(self.app)
+        pool = readings.pool(self.app)
         if pool is not None:
             self.pool_size.set(pool.size)
             self.checked_out.set(pool.checked_out)
             self.overflow.set(pool.overflow)
-        held = figures.sockets(self.app)
+        held = readings.sockets(self.app)
         if held is not None:
             self.clients.set(held.clients)
-            for kind in figures.ROOM_KINDS:
+            for kind in readings.ROOM_KINDS:
                 self.rooms.labels(kind).set(held.rooms[kind])
-        self.memory.set(figures.resident_memory())
+        self.memory.set(readings.resident_memory())
 
     def run(self) -> None:
         while True:
