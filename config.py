@@ -197,12 +197,12 @@ class Config:
     # A dead Redis holds a request at most twice this (one reconnect); then limits count in memory until it answers.
     RATE_LIMIT_REDIS_TIMEOUT_MS = _int("RATE_LIMIT_REDIS_TIMEOUT_MS", 250)
 
-    ENABLE_PERFORMANCE_MONITORING = _bool("ENABLE_PERFORMANCE_MONITORING", True)
-    SLOW_REQUEST_THRESHOLD = _int("SLOW_REQUEST_THRESHOLD", 1000)
     # Who may read GET /metrics (Prometheus text): comma-separated IPs or CIDR networks, judged on the client's
     # address after PROXY_COUNT proxies (so a proxy in front does not open it to everyone); a valid API key
     # (API_KEYS, sent as X-API-Key or as a bearer token) opens it from anywhere its key allows. Anyone else: 404.
     METRICS_ALLOW = _env("METRICS_ALLOW", "127.0.0.1/8,::1")
+    ENABLE_PERFORMANCE_MONITORING = _bool("ENABLE_PERFORMANCE_MONITORING", True)
+    SLOW_REQUEST_THRESHOLD = _int("SLOW_REQUEST_THRESHOLD", 1000)
     # Real time (fantasize.realtime). Events a socket may send per minute, counted per socket by the instance that
     # holds it (a socket stays on one instance for its whole life).
     SOCKET_EVENTS_PER_MINUTE = _int("SOCKET_EVENTS_PER_MINUTE", 60)

@@ -64,16 +64,16 @@ def on_slow_query(app: Flask, listener: SlowQueryListener) -> None:
         monitoring.slow_query_listeners.append(listener)
 
 
+def route_of() -> str:
+    rule = request.url_rule
+    return rule.rule if rule is not None else UNMATCHED
+
+
 def unrecorded() -> None:
     """Leave the current request out of every listener's figures (GET /metrics: a scrape every few seconds would
     show an idle instance as busy and pull its latencies toward a scrape's). Prometheus times its scrapes itself
     (`scrape_duration_seconds`)."""
     g.pop("monitoring_started", None)
-
-
-def route_of() -> str:
-    rule = request.url_rule
-    return rule.rule if rule is not None else UNMATCHED
 
 
 def _start() -> None:
