@@ -30,7 +30,7 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
-from flask import Flask, Response
+from flask import Flask, Response, current_app
 from prometheus_client import (
     CONTENT_TYPE_LATEST,
     GC_COLLECTOR,
@@ -239,8 +239,6 @@ def scrape_registry(app: Flask, metrics: Metrics) -> CollectorRegistry:
 
 
 def metrics_view() -> Response:
-    from flask import current_app
-
     monitoring.unrecorded()
     app = current_app._get_current_object()  # type: ignore[attr-defined]
     if not scrape_access.allowed(app):
