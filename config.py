@@ -197,6 +197,10 @@ class Config:
     # A dead Redis holds a request at most twice this (one reconnect); then limits count in memory until it answers.
     RATE_LIMIT_REDIS_TIMEOUT_MS = _int("RATE_LIMIT_REDIS_TIMEOUT_MS", 250)
 
+    # Who may read GET /metrics (Prometheus text): comma-separated IPs or CIDR networks, judged on the client's
+    # address after PROXY_COUNT proxies (so a proxy in front does not open it to everyone); a valid API key
+    # (API_KEYS, sent as X-API-Key or as a bearer token) opens it from anywhere its key allows. Anyone else: 404.
+    METRICS_ALLOW = _env("METRICS_ALLOW", "127.0.0.1/8,::1")
     ENABLE_PERFORMANCE_MONITORING = _bool("ENABLE_PERFORMANCE_MONITORING", True)
     # Requests slower than this many ms are logged at warning with their request id and kept as slow requests
     # (GET /api/admin/performance/slow-requests).

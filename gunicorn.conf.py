@@ -51,3 +51,39 @@ loglevel = _settings.LOG_LEVEL.lower()
 # gunicorn's control socket defaults to one path per user, which the next process on the host silently takes
 # over; with one process per core that is wrong, and nothing here uses `gunicornc`.
 control_socket_disable = True
+
+
+# Prometheus with more than one worker (WEB_CONCURRENCY>1): each worker counts in memory-mapped files under a
+# directory of this master's own, made empty before any worker forks and removed when the master exits; a worker
+# that dies is marked so its live gauges stop counting (its counters stay: they were served). prometheus_client
+# reads PROMETHEUS_MULTIPROC_DIR when a worker first imports it, so the master never imports it before this hook.
+# One worker keeps its metrics in memory (fantasize/platform/monitoring/prometheus.py), so the variable is cleared.
+_MULTIPROC_VARIABLES = ("PROMETHEUS_MULTIPROC_DIR", "prometheus_multiproc_dir")
+
+
+def on_starting(server):
+    import os
+    import tempfile
+
+    for name in _MULTIPROC_VARIABLES:
+        os.environ.pop(name, None)
+    if server.cfg.workers > 1:
+        os.environ["PROMETHEUS_MULTIPROC_DIR"] = tempfile.mkdtemp(prefix="fantasize-prometheus-")
+
+
+def child_exit(server, worker):
+    import os
+
+    if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+        from prometheus_client import multiprocess
+
+        multiprocess.mark_process_dead(worker.pid)
+
+
+def on_exit(server):
+    import os
+    import shutil
+
+    directory = os.environ.get("PROMETHEUS_MULTIPROC_DIR")
+    if directory:
+        shutil.rmtree(directory, ignore_errors=True)

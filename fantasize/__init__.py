@@ -27,6 +27,7 @@ def create_app(config: type | str | None = None, overrides: dict[str, Any] | Non
     register_rate_limits(app)
     register_subscribers(app)
     register_realtime(app)
+    register_metrics(app)
     register_request_lines(app)
     register_commands(app)
     return app
@@ -104,6 +105,13 @@ def register_realtime(app: Flask) -> None:
 
     # Last of the layers around the app: Socket.IO's middleware answers /socket.io before Flask sees the request.
     realtime.init_app(app)
+
+
+def register_metrics(app: Flask) -> None:
+    from fantasize.platform.monitoring import prometheus
+
+    # After the layers it reads at scrape time (the page cache's Redis, the pool, real time's sockets).
+    prometheus.init_app(app)
 
 
 def register_request_lines(app: Flask) -> None:

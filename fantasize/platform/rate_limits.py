@@ -48,6 +48,7 @@ from werkzeug.exceptions import HTTPException
 from fantasize.errors import AppError, Unauthorized
 from fantasize.platform.cache.pages import request_rider
 from fantasize.platform.limit_storage import SCHEME_PREFIX
+from fantasize.platform.monitoring import counts
 from fantasize.services.accounts import normalise_email
 from fantasize.services.tokens import session_user_id
 from fantasize.web import MOUNTS, bearer_token, error_response, json_body
@@ -364,6 +365,7 @@ def add_headers(limiter: Limiter, response: Response) -> Response:
 
 
 def too_many_requests(exc: RateLimitExceeded) -> Response:
+    counts.rate_limited("http")
     return error_response(429, "RATE_LIMITED", f"Too many requests (limit: {exc.limit.limit}); try again later")
 
 

@@ -29,6 +29,7 @@ from flask import Response
 
 from config import ConfigError
 from fantasize.platform import request_log
+from fantasize.platform.monitoring import counts
 from fantasize.platform.rate_limits import LimitOutsideRequests, address_of
 from fantasize.web import HTTP_CODES, error_response
 
@@ -70,6 +71,7 @@ class Gate:
         if is_handshake(environ):
             verdict = self.connects.hit(f"ip:{address_of(environ.get('REMOTE_ADDR'))}")
             if verdict is not None and not verdict.allowed:
+                counts.rate_limited("socket", self.realtime.app)
                 retry = max(1, math.ceil(verdict.reset - time.time()))
                 return self.refuse(environ, start_response, 429, "RATE_LIMITED",
                                    f"More than {verdict.limit} socket connections a minute from this address; "

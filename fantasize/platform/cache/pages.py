@@ -29,6 +29,7 @@ from fantasize.models import Offer
 from fantasize.models.base import utcnow
 from fantasize.platform.cache.domains import TTL_SETTINGS
 from fantasize.platform.cache.store import Found, LookupRider, PageStore, Query
+from fantasize.platform.monitoring import counts
 from fantasize.web import current_user, iso_now
 
 EXTENSION = "fantasize.cache"
@@ -163,6 +164,7 @@ def _expiry(domains: Sequence[str], store: PageStore, mark: bytes | None) -> flo
 
 def _marked(response: Response, state: str) -> Response:
     response.headers[HEADER] = state
+    counts.page_cache(state == "HIT")
     return response
 
 

@@ -92,6 +92,13 @@ def route_of() -> str:
     return rule.rule if rule is not None else UNMATCHED
 
 
+def unrecorded() -> None:
+    """Leave the current request out of every listener's figures (GET /metrics: a scrape every few seconds would
+    show an idle instance as busy and pull its latencies toward a scrape's). Prometheus times its scrapes itself
+    (`scrape_duration_seconds`)."""
+    g.pop("monitoring_started", None)
+
+
 def _start() -> None:
     g.monitoring_started = perf_counter()
 
