@@ -199,6 +199,11 @@ class Config:
 
     ENABLE_PERFORMANCE_MONITORING = _bool("ENABLE_PERFORMANCE_MONITORING", True)
     SLOW_REQUEST_THRESHOLD = _int("SLOW_REQUEST_THRESHOLD", 1000)
+    # Health probes (fantasize.platform.health): how long /health and /health/ready wait for the database and for
+    # Redis before calling them unhealthy (a hung dependency cannot hang a probe), and the system memory use, in
+    # percent, from which /health reports `degraded`.
+    HEALTH_CHECK_TIMEOUT_MS = _int("HEALTH_CHECK_TIMEOUT_MS", 500)
+    HEALTH_MEMORY_DEGRADED_PERCENT = _int("HEALTH_MEMORY_DEGRADED_PERCENT", 95)
     # Real time (fantasize.realtime). Events a socket may send per minute, counted per socket by the instance that
     # holds it (a socket stays on one instance for its whole life).
     SOCKET_EVENTS_PER_MINUTE = _int("SOCKET_EVENTS_PER_MINUTE", 60)
