@@ -11,7 +11,10 @@ tests/test_faults.py.
 from __future__ import annotations
 
 import logging
+import os
 import socket
+import subprocess
+import sys
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -24,8 +27,8 @@ from flask import Flask
 from config import TestingConfig
 from fantasize import create_app
 from fantasize.extensions import db
-from fantasize.platform.health import EXTENSION, script_heads
-from tests.live_server import LiveServer, free_port
+from fantasize.platform.health import EXTENSION, MIGRATIONS, script_heads
+from tests.live_server import ROOT, LiveServer, free_port
 from tests.support import SilentServer, all_at_once, recorded, shared_redis
 
 TIMEOUT_MS = 300  # HEALTH_CHECK_TIMEOUT_MS for these apps
@@ -184,6 +187,26 @@ def test_the_scripts_head_is_read_from_revision_assignments(tmp_path: Path):
     assert script_heads(tmp_path) == {"0004"}
     # The project's own scripts have one head, the one the tests' databases were migrated to.
     assert len(script_heads()) == 1
+
+
+def test_the_head_is_alembics_and_a_serving_worker_finds_it_without_alembic(tmp_path):
+    from alembic.config import Config as AlembicConfig
+    from alembic.script import ScriptDirectory
+
+    alembic = AlembicConfig()
+    alembic.set_main_option("script_location", str(MIGRATIONS.parent))
+    assert script_heads() == set(ScriptDirectory.from_config(alembic).get_heads())
+    # What gunicorn serves (wsgi.py: migrations=False) has the head and never imported Alembic or Flask-Migrate.
+    check = ("import sys, wsgi\n"
+             "from fantasize.platform.health import EXTENSION\n"
+             "print(sorted(wsgi.app.extensions[EXTENSION].heads))\n"
+             "assert not [m for m in sys.modules if m.startswith(('alembic', 'flask_migrate'))]\n")
+    env = {**{k: v for k, v in os.environ.items() if k not in ("NODE_ENV", "REDIS_URL", "DATABASE_URL")},
+           "FLASK_ENV": "testing", "DATABASE_URL": f"sqlite:///{tmp_path / 'shop.db'}"}
+    result = subprocess.run([sys.executable, "-c", check], cwd=ROOT, env=env, capture_output=True, text=True,
+                            timeout=60)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.split("\n")[-2] == str(sorted(script_heads()))
 
 
 def test_live_answers_without_touching_any_dependency(standalone):
