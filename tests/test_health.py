@@ -28,6 +28,7 @@ from config import TestingConfig
 from fantasize import create_app
 from fantasize.extensions import db
 from fantasize.platform.health import EXTENSION, MIGRATIONS, script_heads
+from tests.conftest import database_url
 from tests.live_server import ROOT, LiveServer, free_port
 from tests.support import SilentServer, all_at_once, recorded, shared_redis
 
@@ -108,6 +109,15 @@ def test_health_reports_each_check_with_the_shape_of_api_md(probe_app):
     assert set(details) == MEMORY_DETAILS
     assert 0 < details["systemMemory"]["usagePercent"] < 100
     assert details["process"]["rssBytes"] > 10 * 1024 * 1024
+
+
+@pytest.mark.parametrize("backend", ["postgresql"])
+def test_the_database_check_keeps_the_urls_connection_options(make_app, tmp_root):
+    url = database_url("postgresql", tmp_root)
+    app = make_app(SQLALCHEMY_DATABASE_URI=f"{url}?application_name=shop&connect_timeout=3")
+    response = app.test_client().get("/health")
+    assert response.status_code == 200, response.json
+    assert response.json["checks"]["database"]["status"] == "healthy"
 
 
 def test_uptime_counts_from_when_the_app_was_built(probe_app):

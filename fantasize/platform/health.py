@@ -165,8 +165,9 @@ def _postgres_revisions(engine: Engine, timeout: float) -> frozenset[str] | None
     import psycopg2
 
     _, options = engine.dialect.create_connect_args(engine.url)
+    options.setdefault("application_name", "fantasize-health")  # how it shows in pg_stat_activity
     deadline = time.monotonic() + timeout
-    connection = psycopg2.connect(**options, application_name="fantasize-health", async_=True)
+    connection = psycopg2.connect(**options, async_=True)
     try:
         _wait(connection, deadline)
         cursor = connection.cursor()
