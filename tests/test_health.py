@@ -183,6 +183,18 @@ def test_ready_is_503_while_the_database_is_behind_the_scripts(probe_app):
     assert probe_app.test_client().get("/health").status_code == 200
 
 
+def test_ready_stays_200_while_a_newer_release_has_migrated_the_database_ahead(probe_app):
+    # A rolling deploy: the release phase migrated the database for new code, and this instance, running the old
+    # code, does not know the revision. Taking it out of the load balancer would leave no instance serving.
+    state = probe_app.extensions[EXTENSION]
+    state.heads, state.known = frozenset({"0000_older"}), frozenset({"0000_older"})
+    response = probe_app.test_client().get("/health/ready")
+    assert response.status_code == 200, response.json
+    migrations = response.json["checks"]["migrations"]
+    assert migrations["status"] == "healthy" and "ahead" in migrations["message"]
+    assert migrations["head"] == ["0000_older"] and migrations["current"] == sorted(script_heads())
+
+
 def test_the_scripts_head_is_read_from_revision_assignments(tmp_path: Path):
     def script(name: str, revision: str, down: str | tuple | None) -> None:
         (tmp_path / f"{name}.py").write_text(f'"""{name}"""\nrevision = {revision!r}\ndown_revision = {down!r}\n')
