@@ -14,6 +14,7 @@ from sqlalchemy import event
 from sqlalchemy.engine import Connection, Engine, make_url
 from sqlalchemy.exc import DisconnectionError
 
+from config import ConfigError
 from fantasize.extensions import db
 
 
@@ -129,6 +130,8 @@ def init_app(app: Flask) -> None:
         engine: Engine = db.engine
         if engine.dialect.name == "sqlite" and not event.contains(engine, "connect", _sqlite_pragmas):
             event.listen(engine, "connect", _sqlite_pragmas)
+        if app.config["DB_WAIT_TIMEOUT_MS"] < 0:
+            raise ConfigError("DB_WAIT_TIMEOUT_MS must be 0 (no bound) or more (milliseconds)")
         if engine.dialect.name == "postgresql":
             bound_cooperative_waits(app.config["DB_WAIT_TIMEOUT_MS"])
         if (engine.dialect.name == "postgresql" and app.config["DB_POOL_CHECK"] == "socket"

@@ -41,6 +41,7 @@ from flask import Blueprint, Flask, Response, current_app
 from sqlalchemy import text
 from sqlalchemy.engine import Engine
 
+from config import ConfigError
 from fantasize.extensions import db
 from fantasize.web import iso_now
 
@@ -429,6 +430,10 @@ def live() -> Response:
 
 def init_app(app: Flask) -> None:
     config = app.config
+    if config["HEALTH_CHECK_TIMEOUT_MS"] < 1:
+        raise ConfigError("HEALTH_CHECK_TIMEOUT_MS must be at least 1 (milliseconds)")
+    if not 1 <= config["HEALTH_MEMORY_DEGRADED_PERCENT"] <= 100:
+        raise ConfigError("HEALTH_MEMORY_DEGRADED_PERCENT must be between 1 and 100")
     known, heads = read_scripts()
     app.extensions[EXTENSION] = Health(
         started=time.monotonic(), heads=heads or None, known=known, timeout=config["HEALTH_CHECK_TIMEOUT_MS"] / 1000,
