@@ -324,6 +324,7 @@ def test_the_access_log_leaves_out_probes_that_pass(tmp_root):
     ({"HEALTH_MEMORY_DEGRADED_PERCENT": 0}, "HEALTH_MEMORY_DEGRADED_PERCENT"),
     ({"HEALTH_MEMORY_DEGRADED_PERCENT": 101}, "HEALTH_MEMORY_DEGRADED_PERCENT"),
     ({"DB_WAIT_TIMEOUT_MS": -1}, "DB_WAIT_TIMEOUT_MS"),
+    ({"DB_POOL_TIMEOUT_SECONDS": 0}, "DB_POOL_TIMEOUT_SECONDS"),
 ])
 def test_settings_that_would_break_the_probes_stop_the_app(standalone, settings, named):
     with pytest.raises(ConfigError, match=named):

@@ -63,6 +63,7 @@ def configure_engine(app: Flask) -> None:
     options = dict(config.get("SQLALCHEMY_ENGINE_OPTIONS") or {})
     options.setdefault("pool_size", config["DB_POOL_SIZE"])
     options.setdefault("max_overflow", config["DB_MAX_OVERFLOW"])
+    options.setdefault("pool_timeout", config["DB_POOL_TIMEOUT_SECONDS"])
     check = config["DB_POOL_CHECK"]
     if check not in ("socket", "ping"):
         raise ValueError(f"DB_POOL_CHECK={check!r}: use 'socket' or 'ping'")
@@ -130,6 +131,8 @@ def init_app(app: Flask) -> None:
         engine: Engine = db.engine
         if engine.dialect.name == "sqlite" and not event.contains(engine, "connect", _sqlite_pragmas):
             event.listen(engine, "connect", _sqlite_pragmas)
+        if app.config["DB_POOL_TIMEOUT_SECONDS"] < 1:
+            raise ConfigError("DB_POOL_TIMEOUT_SECONDS must be at least 1")
         if app.config["DB_WAIT_TIMEOUT_MS"] < 0:
             raise ConfigError("DB_WAIT_TIMEOUT_MS must be 0 (no bound) or more (milliseconds)")
         if engine.dialect.name == "postgresql":
