@@ -6,8 +6,8 @@ What must hold (API.md "Health", "Errors", "Caching", "Rate limits"; issue 14's 
 - PostgreSQL stopped: /health 503 `unhealthy`, /health/ready 503, /health/live 200; API calls answer 503 in the
   error format within 5 s, none hangs, none is a 500. Started again: everything recovers, the same worker serving.
 - PostgreSQL that accepts connections and answers nothing (every server process SIGSTOPped): the probes answer 503
-  within HEALTH_CHECK_TIMEOUT_MS + 1 s, /health/live at once, API calls 503 within DB_WAIT_TIMEOUT_MS and a little.
-  Resumed: recovers by itself.
+  within HEALTH_CHECK_TIMEOUT_MS + 1 s, /health/live at once, API calls 503 within DB_WAIT_TIMEOUT_MS and a little,
+  and those queued for a pooled connection meanwhile 503 after DB_POOL_TIMEOUT_SECONDS. Resumed: recovers by itself.
 - Redis stopped: /health 200 `degraded`, catalogue reads 200 from the database, limits counted in memory, writes
   succeed, nothing is a 5xx or slower than the Redis timeouts allow; a Socket.IO client stays connected. Started
   again: the cache is used again and the client hears events sent through the queue after the restart.
