@@ -266,13 +266,15 @@ def test_a_database_that_never_answers_bounds_every_probe_and_holds_one_connecti
         for connection in silent.accepted:  # a check gives its connection up at its deadline, not left hanging
             assert closed_by_client(connection), "the check left its connection to the hung server open"
 
-        for round_ in range(2):
+        for _ in range(2):
+            before = len(silent.accepted)
             started = time.monotonic()
             results = all_at_once([lambda: client.get("/health") for _ in range(20)])
             took = time.monotonic() - started
             assert [r.status_code for r in results] == [503] * 20
             assert took < BOUND, f"twenty probes at once took {took:.2f} s"
-            assert len(silent.accepted) <= accepted + round_ + 2, "concurrent probes each opened a connection"
+            # One check for them all; a straggler arriving after it ended may start one more.
+            assert len(silent.accepted) - before <= 3, "concurrent probes each opened a connection"
         assert client.get("/health/live").status_code == 200
 
 
