@@ -93,7 +93,7 @@ def private_postgres() -> Iterator[PrivatePostgres]:
 
 
 @pytest.fixture(scope="module")
-def private_database(private_postgres, tmp_path_factory) -> str:
+def private_database(private_postgres) -> str:
     """A database on the private cluster, migrated as the release phase does (`flask db upgrade`)."""
     url = private_postgres.create_database("fantasize")
     app = create_app(TestingConfig, {"SQLALCHEMY_DATABASE_URI": url})
@@ -238,7 +238,7 @@ def test_postgresql_that_answers_nothing_bounds_probes_and_requests(private_post
 def test_requests_queued_for_a_connection_while_postgresql_hangs_answer_503(private_postgres, postgres_rows,
                                                                              postgres_server):
     """One pooled connection and no overflow: while the cluster is frozen, a read holds it (DB_WAIT_TIMEOUT_MS) and
-    the requests behind it wait for the pool (DB_POOL_TIMEOUT_MS), then answer 503 like any database failure.
+    the requests behind it wait for the pool (DB_POOL_TIMEOUT_SECONDS), then answer 503 like any database failure.
     (Caught: SQLAlchemy's pool TimeoutError was no OperationalError, so the queued requests were 500
     INTERNAL_ERROR, after SQLAlchemy's fixed 30 s.)"""
     server = postgres_server(DB_POOL_SIZE="1", DB_MAX_OVERFLOW="0", DB_POOL_TIMEOUT_SECONDS="1",
