@@ -235,6 +235,22 @@ def test_postgresql_that_answers_nothing_bounds_probes_and_requests(private_post
            api_login=login_took, recovered_after_resume=recovered)
 
 
+def test_under_gthread_workers_probes_stay_bounded_while_postgresql_answers_nothing(private_postgres,
+                                                                                    postgres_server):
+    """The other worker class (real threads, nothing monkey-patched): the probes' own deadline holds there too.
+    (API requests have no bound under gthread: libpq has no read timeout; README "When PostgreSQL or Redis fail".)"""
+    server = postgres_server(GUNICORN_WORKER_CLASS="gthread", GUNICORN_THREADS="4")
+    assert health(server)[0].status_code == 200
+    with private_postgres.frozen():
+        for path in ("/health", "/health/ready"):
+            response, took = timed("GET", f"{server.url}{path}")
+            assert response.status_code == 503 and took < PROBE_BOUND, (path, response.status_code, took)
+        live, live_took = timed("GET", f"{server.url}/health/live")
+        assert live.status_code == 200 and live_took < FAST
+    wait_for(lambda: health(server)[0].status_code == 200, "/health back to 200")
+    report("postgresql frozen, gthread", probe=took, live=live_took)
+
+
 def test_requests_queued_for_a_connection_while_postgresql_hangs_answer_503(private_postgres, postgres_rows,
                                                                              postgres_server):
     """One pooled connection and no overflow: while the cluster is frozen, a read holds it (DB_WAIT_TIMEOUT_MS) and
