@@ -136,10 +136,18 @@ class Config:
     # file database keeps SQLAlchemy's default); requests beyond pool + overflow wait for a connection.
     DB_POOL_SIZE = _int("DB_POOL_SIZE", 10)
     DB_MAX_OVERFLOW = _int("DB_MAX_OVERFLOW", 10)
+    # Seconds a request waits for a pooled connection when pool and overflow are all in use (SQLAlchemy's
+    # pool_timeout, whole seconds: Flask-SQLAlchemy passes it through engine_from_config, which makes it an int)
+    # before it answers 503: while PostgreSQL hangs, connections are held DB_WAIT_TIMEOUT_MS each.
+    DB_POOL_TIMEOUT_SECONDS = _int("DB_POOL_TIMEOUT_SECONDS", 30)
     # How a pooled PostgreSQL connection is checked before each use: "socket" looks for the server's goodbye on its
     # socket (no round trip; catches a terminated backend, a restart, an idle timeout), "ping" is SQLAlchemy's
     # pool_pre_ping (a SELECT 1 round trip per checkout, which also waits out a silently dead network path).
     DB_POOL_CHECK = _env("DB_POOL_CHECK", "socket")
+    # Under gevent workers, the longest a request waits on PostgreSQL for one step (connecting, a statement's reply)
+    # before the connection is dropped and the request answers 503: what bounds a request to a server that stopped
+    # answering without closing its connections. Also the longest one statement may run. 0: no bound.
+    DB_WAIT_TIMEOUT_MS = _int("DB_WAIT_TIMEOUT_MS", 15000)
     # Each Redis client (the page cache, the rate limiter) keeps at most this many connections; a request that
     # finds them all busy waits for one.
     REDIS_MAX_CONNECTIONS = _int("REDIS_MAX_CONNECTIONS", 50)
@@ -208,6 +216,11 @@ class Config:
     # SQL statements slower than this many ms are logged at warning (the statement, never its parameters) with the
     # request id and listed in GET /api/admin/performance/summary's slowQueries.
     SLOW_QUERY_THRESHOLD = _int("SLOW_QUERY_THRESHOLD", 200)
+    # Health probes (fantasize.platform.health): how long /health and /health/ready wait for the database and for
+    # Redis before calling them unhealthy (a hung dependency cannot hang a probe), and the system memory use, in
+    # percent, from which /health reports `degraded`.
+    HEALTH_CHECK_TIMEOUT_MS = _int("HEALTH_CHECK_TIMEOUT_MS", 500)
+    HEALTH_MEMORY_DEGRADED_PERCENT = _int("HEALTH_MEMORY_DEGRADED_PERCENT", 95)
     # Real time (fantasize.realtime). Events a socket may send per minute, counted per socket by the instance that
     # holds it (a socket stays on one instance for its whole life).
     SOCKET_EVENTS_PER_MINUTE = _int("SOCKET_EVENTS_PER_MINUTE", 60)

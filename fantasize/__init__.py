@@ -54,13 +54,14 @@ def check_production_config(cfg: dict[str, Any]) -> None:
 
 
 def register_platform(app: Flask) -> None:
-    from fantasize.platform import docs, monitoring, proxy, request_log, security
+    from fantasize.platform import docs, health, monitoring, proxy, request_log, security
 
     proxy.init_app(app)
     request_log.init_app(app)
     monitoring.init_app(app)  # its after-request hook, registered early, runs last: it times all the others
     security.init_app(app)
     docs.init_app(app)
+    health.init_app(app)  # /health, /health/ready, /health/live
 
 
 def register_extensions(app: Flask, migrations: bool = True) -> None:

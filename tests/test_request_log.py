@@ -80,7 +80,7 @@ def test_above_info_no_line_is_written(make_app):
 
 
 @pytest.mark.parametrize("backend", ["sqlite"])
-def test_probes_and_scrapes_get_no_line(make_app):
+def test_probes_and_scrapes_that_pass_get_no_line(make_app):
     app = make_app(LOG_LEVEL="INFO")
     with captured() as stream:
         for path in ("/health", "/health/live", "/metrics", "/api/v1/versions"):

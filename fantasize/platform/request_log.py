@@ -5,7 +5,8 @@ the query string, which may carry a token), route template, status, duration, us
 PROXY_COUNT) and request id. gunicorn's own access log is off (gunicorn.conf.py): it knows neither the route nor
 the user. The line is written by a WSGI wrapper around everything, Socket.IO's requests included (a websocket's line
 comes when it closes, with the socket's lifetime as its duration); Flask's hooks leave the route and user in the
-environ for it. Health probes and metric scrapes (QUIET_PATHS) are not logged: machines ask them every few seconds.
+environ for it. Health probes and metric scrapes (QUIET_PATHS) that pass are not logged: machines ask them every
+few seconds.
 """
 
 from __future__ import annotations
@@ -28,7 +29,7 @@ LOG_FORMATS = ("json", "text")
 requests_log = logging.getLogger("fantasize.requests")
 # What Flask's hooks leave in the WSGI environ for the request line.
 ROUTE_KEY, USER_KEY, ID_KEY = "fantasize.route", "fantasize.user_id", "fantasize.request_id"
-# Probes and scrapes, asked every few seconds by machines, get no request line (they are counted in the metrics).
+# Probes and scrapes, asked every few seconds by machines, get no request line unless they fail (5xx).
 QUIET_PATHS = ("/health", "/metrics")
 
 
@@ -128,11 +129,21 @@ def note_for_request_line(response: Response) -> Response:
     return response
 
 
+def _write_line(environ: dict[str, Any], status: int, seconds: float) -> None:
+    method, path = environ.get("REQUEST_METHOD"), environ.get("PATH_INFO", "")
+    if status < 500 and path.startswith(QUIET_PATHS):
+        return  # a probe or a scrape that passed
+    requests_log.info(f"{method} {path} {status}", extra={
+        "method": method, "path": path, "route": environ.get(ROUTE_KEY), "status": status,
+        "durationMs": round(seconds * 1000, 2), "userId": environ.get(USER_KEY),
+        "clientAddress": environ.get("REMOTE_ADDR"), "request_id": environ.get(ID_KEY)})
+
+
 def request_lines(wsgi_app: Any) -> Any:
     """`wsgi_app`, logging one line per request when it has answered (nothing at all while INFO is off)."""
 
     def logged(environ: dict[str, Any], start_response: Any) -> Any:
-        if not requests_log.isEnabledFor(logging.INFO) or environ.get("PATH_INFO", "").startswith(QUIET_PATHS):
+        if not requests_log.isEnabledFor(logging.INFO):
             return wsgi_app(environ, start_response)
         started = time.perf_counter()
         answered: list[str] = []
@@ -144,12 +155,7 @@ def request_lines(wsgi_app: Any) -> Any:
         try:
             return wsgi_app(environ, remember_status)
         finally:
-            status = int(answered[0][:3]) if answered else 500
-            method, path = environ.get("REQUEST_METHOD"), environ.get("PATH_INFO")
-            requests_log.info(f"{method} {path} {status}", extra={
-                "method": method, "path": path, "route": environ.get(ROUTE_KEY), "status": status,
-                "durationMs": round((time.perf_counter() - started) * 1000, 2), "userId": environ.get(USER_KEY),
-                "clientAddress": environ.get("REMOTE_ADDR"), "request_id": environ.get(ID_KEY)})
+            _write_line(environ, int(answered[0][:3]) if answered else 500, time.perf_counter() - started)
 
     return logged
 
