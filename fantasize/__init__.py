@@ -53,12 +53,14 @@ def check_production_config(cfg: dict[str, Any]) -> None:
 
 def register_platform(app: Flask) -> None:
     from fantasize.platform import docs, monitoring, proxy, request_log, security
+    from fantasize.platform.monitoring import ops
 
     proxy.init_app(app)
     request_log.init_app(app)
     monitoring.init_app(app)  # its after-request hook, registered early, runs last: it times all the others
     security.init_app(app)
     docs.init_app(app)
+    ops.init_app(app)  # served whether monitoring is on or off: the page says what the endpoints answer
 
 
 def register_extensions(app: Flask, migrations: bool = True) -> None:
