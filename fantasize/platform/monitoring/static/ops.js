@@ -100,7 +100,7 @@
     if (s >= 86400) parts.push(Math.floor(s / 86400) + " d");
     if (s >= 3600) parts.push(Math.floor((s % 86400) / 3600) + " h");
     if (s >= 60) parts.push(Math.floor((s % 3600) / 60) + " min");
-    parts.push((s % 60) + " s");
+    if (s % 60 || !parts.length) parts.push((s % 60) + " s");
     return parts.slice(0, 2).join(" ");
   }
 
