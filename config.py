@@ -198,7 +198,17 @@ class Config:
     RATE_LIMIT_REDIS_TIMEOUT_MS = _int("RATE_LIMIT_REDIS_TIMEOUT_MS", 250)
 
     ENABLE_PERFORMANCE_MONITORING = _bool("ENABLE_PERFORMANCE_MONITORING", True)
+    # Requests slower than this many ms are logged at warning with their request id and kept as slow requests
+    # (GET /api/admin/performance/slow-requests).
     SLOW_REQUEST_THRESHOLD = _int("SLOW_REQUEST_THRESHOLD", 1000)
+    # SQL statements slower than this many ms are logged at warning (the statement, never its parameters) with the
+    # request id and listed in GET /api/admin/performance/summary's slowQueries.
+    SLOW_QUERY_THRESHOLD = _int("SLOW_QUERY_THRESHOLD", 200)
+    # Health probes (fantasize.platform.health): how long /health and /health/ready wait for the database and for
+    # Redis before calling them unhealthy (a hung dependency cannot hang a probe), and the system memory use, in
+    # percent, from which /health reports `degraded`.
+    HEALTH_CHECK_TIMEOUT_MS = _int("HEALTH_CHECK_TIMEOUT_MS", 500)
+    HEALTH_MEMORY_DEGRADED_PERCENT = _int("HEALTH_MEMORY_DEGRADED_PERCENT", 95)
     # Real time (fantasize.realtime). Events a socket may send per minute, counted per socket by the instance that
     # holds it (a socket stays on one instance for its whole life).
     SOCKET_EVENTS_PER_MINUTE = _int("SOCKET_EVENTS_PER_MINUTE", 60)

@@ -153,3 +153,5 @@ class EndpointSpec:
     also: tuple[Outcome, ...] = field(default_factory=tuple)
     creates: str | None = None
     uses_database: bool = True
+    # Answers `{success, data, meta}` in every version, as v2 does (the admin performance endpoints, API.md).
+    enveloped: bool = False

@@ -16,6 +16,7 @@ from fantasize.api import (
     notifications,
     offers,
     orders,
+    performance,
     products,
     realtime,
     reviews,
@@ -29,7 +30,7 @@ from fantasize.web import MOUNTS
 
 DOMAIN_BLUEPRINTS = (
     meta.bp, accounts.bp, addresses.bp, uploads.bp, taxonomy.bp, offers.bp, products.bp, cart.bp, orders.bp,
-    reviews.bp, notifications.bp, discovery.bp, admin.bp, realtime.bp, site.bp, integrations.bp,
+    reviews.bp, notifications.bp, discovery.bp, admin.bp, performance.bp, realtime.bp, site.bp, integrations.bp,
 )
 
 

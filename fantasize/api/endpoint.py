@@ -77,19 +77,22 @@ def endpoint(
     also: tuple[Outcome, ...] = (),
     creates: str | None = None,
     uses_database: bool = True,
+    enveloped: bool = False,
 ) -> Callable:
     """Declare a view. `auth` is None, "optional", "user" or "admin"; the view gets `body=` and `args=`.
 
     `files` names the multipart file fields the view reads itself; `produces` lists the media types of a view
     that returns its own Response (a file) instead of a rendered resource. `cache` makes a public read cacheable
     and names every domain it shows (the first picks the lifetime): a commit to any of them invalidates it.
-    `also`, `creates` and `uses_database` only inform the OpenAPI document (see EndpointSpec).
+    `also`, `creates` and `uses_database` only inform the OpenAPI document (see EndpointSpec). `enveloped` answers
+    v2's `{success, data, meta}` in every version.
     """
     if auth not in AUTH_LEVELS:
         raise ValueError(f"unknown auth level {auth!r}")
     check_domains(cache)
     spec = EndpointSpec(summary, returns, many, status, body, query, auth, partial, tuple(tags), tuple(errors),
-                        tuple(files), tuple(produces), tuple(cache), tuple(also), creates, uses_database)
+                        tuple(files), tuple(produces), tuple(cache), tuple(also), creates, uses_database,
+                        enveloped)
 
     def decorate(view: Callable) -> Callable:
         @functools.wraps(view)
@@ -108,7 +111,7 @@ def endpoint(
                     return result
                 if status == 204:
                     return no_content()
-                return render(result, returns, many=many, status=status)
+                return render(result, returns, many=many, status=status, enveloped=enveloped)
 
             return page_cache.serve(spec.cache, respond) if spec.cache else respond()
 

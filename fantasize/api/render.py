@@ -34,9 +34,10 @@ Dump = Callable[[Any, type[Schema]], Any]
 
 
 def render(result: Any, shape: Shape | None, *, many: bool = False, status: int = 200,
-           dump: Dump | None = None) -> Response:
+           dump: Dump | None = None, enveloped: bool = False) -> Response:
     """The response for `result` (a Page, a list or one object) in `shape`, in the version the request resolved.
-    `dump`, when given, renders in place of the shape's schema (see fantasize.schemas.product_rows)."""
+    `dump`, when given, renders in place of the shape's schema (see fantasize.schemas.product_rows); `enveloped`
+    wraps a result that is not a Page in v2's envelope whatever the version."""
     version = g.get("api_version")
     paged = isinstance(result, Page)
     content = result.items if paged else result
@@ -57,7 +58,7 @@ def render(result: Any, shape: Shape | None, *, many: bool = False, status: int 
             if link:
                 response.headers["Link"] = link
     else:
-        response = jsonify({"success": True, "data": data, "meta": _meta()} if version == "v2" else data)
+        response = jsonify({"success": True, "data": data, "meta": _meta()} if version == "v2" or enveloped else data)
     response.status_code = status
     return response
 

@@ -15,6 +15,7 @@ from sqlalchemy.engine import Connection, Engine, make_url
 from sqlalchemy.exc import DisconnectionError
 
 from fantasize.extensions import db
+from fantasize.platform import monitoring
 
 
 def _sqlite_pragmas(dbapi_connection, _record) -> None:
@@ -78,6 +79,7 @@ def init_app(app: Flask) -> None:
         if (engine.dialect.name == "postgresql" and app.config["DB_POOL_CHECK"] == "socket"
                 and not event.contains(engine, "checkout", _server_said_goodbye)):
             event.listen(engine, "checkout", _server_said_goodbye)
+        monitoring.watch_statements(app, engine)
 
 
 @contextmanager

@@ -450,7 +450,7 @@ def _success(plugin: MarshmallowPlugin, spec: EndpointSpec, version: str) -> dic
             data = {"type": "array", "items": data}
     paginated = _is_paginated(spec)
     response: dict[str, Any] = {"description": description}
-    if version == "v2":
+    if version == "v2" or (spec.enveloped and not paginated):
         meta = "PageMeta" if paginated else "EnvelopeMeta"
         data = {
             "type": "object",

@@ -15,8 +15,14 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from time import perf_counter, time
+from typing import TYPE_CHECKING, Any
 
 from flask import Flask, Response, current_app, g, request
+
+if TYPE_CHECKING:
+    from sqlalchemy.engine import Engine
+
+    from fantasize.platform.monitoring.window import Window
 
 EXTENSION = "fantasize.monitoring"
 UNMATCHED = "<unmatched>"
@@ -43,6 +49,8 @@ SlowQueryListener = Callable[[str, float, "str | None"], None]
 class Monitoring:
     listeners: list[RequestListener] = field(default_factory=list)
     slow_query_listeners: list[SlowQueryListener] = field(default_factory=list)
+    window: Window | None = None  # the admin endpoints' figures (window.py)
+    statement_events: tuple[Any, ...] = ()  # the engine events timing SQL (statements.py), once registered
 
 
 def state(app: Flask) -> Monitoring | None:
@@ -62,6 +70,21 @@ def on_slow_query(app: Flask, listener: SlowQueryListener) -> None:
     monitoring = state(app)
     if monitoring is not None:
         monitoring.slow_query_listeners.append(listener)
+
+
+def window_of(app: Flask) -> Window | None:
+    """The request window the admin endpoints read, or None while monitoring is off."""
+    monitoring = state(app)
+    return monitoring.window if monitoring is not None else None
+
+
+def watch_statements(app: Flask, engine: Engine) -> None:
+    """Time every SQL statement of `engine` (slow ones go to the slow-query listeners); nothing while off."""
+    monitoring = state(app)
+    if monitoring is not None and not monitoring.statement_events:
+        from fantasize.platform.monitoring import statements
+
+        statements.watch(app, engine, monitoring)
 
 
 def route_of() -> str:
@@ -96,7 +119,13 @@ def _teardown(exc: BaseException | None) -> None:
 def init_app(app: Flask) -> None:
     if not app.config["ENABLE_PERFORMANCE_MONITORING"]:
         return
-    app.extensions[EXTENSION] = Monitoring()
+    from fantasize.platform.monitoring.window import Window
+
+    cfg = app.config
+    window = Window(cfg.get("REDIS_URL"), f"{cfg['CACHE_KEY_PREFIX']}monitoring:", cfg["SLOW_REQUEST_THRESHOLD"])
+    app.extensions[EXTENSION] = Monitoring(window=window)
+    on_request(app, window.record)
+    on_slow_query(app, window.note_query)
     # Right after the request id is assigned (request_log puts its hook first), before every other hook.
     app.before_request_funcs.setdefault(None, []).insert(1, _start)
     app.after_request(_after)
