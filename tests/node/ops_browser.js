@@ -56,9 +56,15 @@ async function chartData(id) {
     label: canvas.getAttribute("aria-label"),
     width: canvas.width,
     height: canvas.height,
-    // Some pixel is drawn: the canvas is not blank.
+    // Some pixel is drawn: the canvas is not blank. Read through a copy, so that reading leaves the page's own
+    // context alone (Chromium warns about repeated readbacks of one context).
     drawn: (() => {
-      const data = canvas.getContext("2d").getImageData(0, 0, canvas.width, canvas.height).data;
+      const copy = document.createElement("canvas");
+      copy.width = canvas.width;
+      copy.height = canvas.height;
+      const context = copy.getContext("2d", { willReadFrequently: true });
+      context.drawImage(canvas, 0, 0);
+      const data = context.getImageData(0, 0, copy.width, copy.height).data;
       for (let i = 3; i < data.length; i += 4) if (data[i] !== 0) return true;
       return false;
     })(),
@@ -137,8 +143,8 @@ const commands = {
     return { texts };
   },
 
-  async chart({ id }) {
-    return chartData(id);
+  async chart({ canvas }) {
+    return chartData(canvas);
   },
 
   /** Whether the page fits its viewport's width (no sideways scrolling on a phone). */
@@ -201,7 +207,7 @@ async function main() {
       if (!handler) throw new Error(`unknown command ${message.cmd}`);
       if (!page && !["open", "close"].includes(message.cmd)) throw new Error("no page: send open first");
       const result = await handler(message);
-      answer({ id: message.id, ok: true, ...result });
+      answer({ ...result, id: message.id, ok: true });
     } catch (error) {
       answer({ id: message.id, ok: false, error: String(error && error.message ? error.message : error) });
     }

@@ -5,8 +5,8 @@
  * storage, no cookie), so reloading the page signs out. Every few seconds (2-30 s, chosen in the page or with
  * `?interval=` in seconds) the page reads, in parallel:
  *   GET /api/admin/performance/metrics?timeWindow=60000   the last minute: one point of each chart
- *   GET /api/admin/performance/slow-requests?limit=10     the slowest recent requests
- *   GET /api/admin/performance/summary                    longer windows, memory, uptime
+ *   GET /api/admin/performance/slow-requests?limit=10     the latest requests slower than SLOW_REQUEST_THRESHOLD
+ *   GET /api/admin/performance/summary                    longer windows, memory, uptime, slow SQL statements
  *   GET /health                                           the dependencies
  *   GET /api/v1/admin/realtime/stats                      the connected sockets
  * The charts plot each metrics reading as one point: rolling figures over the window (`?window=` in ms, default
@@ -304,8 +304,11 @@
     setFigure("fig-errors", m.errorRate, formatPercent(m.errorRate));
     setFigure("fig-total", m.totalRequests, formatCount(m.totalRequests));
     setFigure("fig-slow", m.slowRequests, formatCount(m.slowRequests));
-    byId("window-note").textContent = "Figures over the last " + formatDuration(windowMs / 1000) + ", read at "
-      + clockTime() + "; average " + formatMs(m.averageResponseTime) + ", p95 " + formatMs(m.p95ResponseTime) + ".";
+    var scope = m.scope === "cluster" ? "every instance (through Redis)" : "this instance only";
+    byId("window-note").textContent = m.enabled === false
+      ? "Monitoring is off on this instance (ENABLE_PERFORMANCE_MONITORING=false): nothing is recorded."
+      : "Figures over the last " + formatDuration(windowMs / 1000) + " of " + scope + ", read at " + clockTime()
+        + "; average " + formatMs(m.averageResponseTime) + ", p95 " + formatMs(m.p95ResponseTime) + ".";
 
     var body = byId("top-endpoints");
     body.replaceChildren();
@@ -330,15 +333,15 @@
       byId("slow-empty").hidden = false;
       return;
     }
-    var list = Array.isArray(result.data) ? result.data : (result.data && result.data.requests) || [];
+    var list = Array.isArray(result.data) ? result.data : [];
     list.slice(0, SLOW_LIMIT).forEach(function (entry) {
       var row = element("tr");
       row.appendChild(element("td", null, clockTime(entry.timestamp)));
-      var what = [entry.method, entry.endpoint || entry.route || entry.path].filter(Boolean).join(" ");
-      row.appendChild(element("td", "route", what));
-      row.appendChild(element("td", "num", entry.statusCode !== undefined ? entry.statusCode : entry.status));
-      var ms = isNumber(entry.responseTime) ? entry.responseTime : entry.duration;
-      row.appendChild(element("td", "num", formatMs(ms)));
+      var what = element("td", "route", [entry.method, entry.route].filter(Boolean).join(" "));
+      if (entry.path && entry.path !== entry.route) what.appendChild(element("span", "path", entry.path));
+      row.appendChild(what);
+      row.appendChild(element("td", "num", entry.status));
+      row.appendChild(element("td", "num", formatMs(entry.durationMs)));
       row.appendChild(element("td", "mono", entry.requestId || ""));
       body.appendChild(row);
     });
@@ -367,12 +370,24 @@
     });
     var memory = s.memory || {};
     var parts = [];
-    var rss = memory.rssBytes !== undefined ? memory.rssBytes : memory.processRss;
-    if (isNumber(rss)) parts.push("process RSS " + formatBytes(rss));
-    var system = memory.systemUsagePercent !== undefined ? memory.systemUsagePercent : memory.systemPercent;
-    if (isNumber(system)) parts.push("system memory " + formatPercent(system));
-    if (isNumber(s.uptime)) parts.push("up " + formatDuration(s.uptime));
-    byId("process").textContent = parts.length ? "This instance: " + parts.join(", ") + "." : "";
+    if (isNumber(memory.rssBytes)) parts.push("process RSS " + formatBytes(memory.rssBytes));
+    if (isNumber(memory.systemUsagePercent)) parts.push("system memory " + formatPercent(memory.systemUsagePercent));
+    if (isNumber(s.uptime)) parts.push("up " + formatDuration(s.uptime / 1000));
+    byId("process").textContent = parts.length ? "The instance that answered: " + parts.join(", ") + "." : "";
+
+    var queries = byId("slow-queries");
+    queries.replaceChildren();
+    var listed = Array.isArray(s.slowQueries) ? s.slowQueries.slice(0, SLOW_LIMIT) : [];
+    listed.forEach(function (entry) {
+      var row = element("tr");
+      row.appendChild(element("td", null, clockTime(entry.timestamp)));
+      var statement = String(entry.statement || "");
+      row.appendChild(element("td", "route", statement.length > 200 ? statement.slice(0, 200) + "…" : statement));
+      row.appendChild(element("td", "num", formatMs(entry.durationMs)));
+      row.appendChild(element("td", "mono", entry.requestId || ""));
+      queries.appendChild(row);
+    });
+    byId("queries-empty").hidden = listed.length > 0;
   }
 
   function showHealth(result) {
