@@ -192,6 +192,10 @@
     ctx.clearRect(0, 0, width, height);
 
     var points = state.points;
+    // The x axis spans the time from the oldest point kept (MAX_POINTS) to the newest, at least MIN_SPAN intervals:
+    // the first readings start at the right and the chart fills leftwards.
+    var now = points.length ? points[points.length - 1].at : 0;
+    var spanMs = Math.max(MIN_SPAN * state.intervalS * 1000, points.length ? now - points[0].at : 0);
     var highest = 0;
     points.forEach(function (point) {
       chart.series.forEach(function (series) {
@@ -221,25 +225,20 @@
     ctx.textAlign = "left";
     ctx.fillText(chart.unit(top), left, plotTop - 2);
     ctx.textBaseline = "top";
-    // The x axis spans MIN_SPAN points at first and grows with the readings up to MAX_POINTS.
-    var span = Math.min(MAX_POINTS, Math.max(MIN_SPAN, points.length));
-    var spanS = span * state.intervalS;
-    ctx.fillText("−" + (spanS >= 120 ? Math.round(spanS / 60) + " min" : spanS + " s"), left, bottom + 4);
+    ctx.fillText("−" + formatDuration(spanMs / 1000), left, bottom + 4);
     ctx.textAlign = "right";
     ctx.fillText("now", right, bottom + 4);
 
     // The newest point at the right edge, the others placed by the time they were read.
-    var stepX = (right - left) / (span - 1);
-    var now = points.length ? points[points.length - 1].at : 0;
     function xOf(point) {
-      return right - ((now - point.at) / (state.intervalS * 1000)) * stepX;
+      return right - ((now - point.at) / spanMs) * (right - left);
     }
     function yOf(value) {
       return bottom - (bottom - plotTop) * Math.min(value, top) / top;
     }
     chart.series.forEach(function (series, index) {
       var color = cssColor(series.color);
-      var shown = points.filter(function (point) { return isNumber(point[series.key]) && xOf(point) >= left; });
+      var shown = points.filter(function (point) { return isNumber(point[series.key]); });
       if (!shown.length) return;
       ctx.beginPath();
       shown.forEach(function (point, i) {
