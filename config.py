@@ -140,6 +140,10 @@ class Config:
     # socket (no round trip; catches a terminated backend, a restart, an idle timeout), "ping" is SQLAlchemy's
     # pool_pre_ping (a SELECT 1 round trip per checkout, which also waits out a silently dead network path).
     DB_POOL_CHECK = _env("DB_POOL_CHECK", "socket")
+    # Under gevent workers, the longest a request waits on PostgreSQL for one step (connecting, a statement's reply)
+    # before the connection is dropped and the request answers 503: what bounds a request to a server that stopped
+    # answering without closing its connections. Also the longest one statement may run. 0: no bound.
+    DB_WAIT_TIMEOUT_MS = _int("DB_WAIT_TIMEOUT_MS", 15000)
     # Each Redis client (the page cache, the rate limiter) keeps at most this many connections; a request that
     # finds them all busy waits for one.
     REDIS_MAX_CONNECTIONS = _int("REDIS_MAX_CONNECTIONS", 50)

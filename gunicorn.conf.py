@@ -103,6 +103,18 @@ class AccessFieldsLogger(_glogging.Logger):
             self._planned_for = format_
         return self._plan_made
 
+    # Health probes come every few seconds from each load balancer and orchestrator, for every instance: their
+    # lines would bury the requests of people (the seed's nginx turns its access log off for /health likewise).
+    # A probe that fails is still logged, and the app logs each dependency's change of state.
+    PROBE_PATHS = ("/health", "/health/ready", "/health/live")
+
+    def access(self, resp, req, environ, request_time):
+        if environ.get("PATH_INFO") in self.PROBE_PATHS:
+            status = self.FIELDS["s"](resp, req, environ, request_time)
+            if str(status).isdigit() and int(status) < 500:
+                return
+        super().access(resp, req, environ, request_time)
+
     def atoms(self, resp, req, environ, request_time):
         plan = self._plan()
         if plan is None:

@@ -18,13 +18,14 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import requests
 from flask import Flask
 
 from config import TestingConfig
 from fantasize import create_app
 from fantasize.extensions import db
 from fantasize.platform.health import EXTENSION, script_heads
-from tests.live_server import free_port
+from tests.live_server import LiveServer, free_port
 from tests.support import SilentServer, all_at_once, recorded, shared_redis
 
 TIMEOUT_MS = 300  # HEALTH_CHECK_TIMEOUT_MS for these apps
@@ -255,3 +256,19 @@ def test_probes_log_nothing_while_all_is_well_and_a_change_of_state_once(make_ap
         for _ in range(3):
             assert dead.test_client().get("/health").status_code == 503
     assert [r.getMessage() for r in records] == ["health check failing"]
+
+
+def test_the_access_log_leaves_out_probes_that_pass(tmp_root):
+    """gunicorn's access log (gunicorn.conf.py) has no line for a probe that passes, and one for a probe that
+    fails: here the database is a port nobody listens on, so /health is 503 and /health/live 200."""
+    log_path = tmp_root / "probe-access.log"
+    env = {"DATABASE_URL": f"postgresql://postgres@127.0.0.1:{free_port()}/none", "LOG_LEVEL": "INFO",
+           "HEALTH_CHECK_TIMEOUT_MS": str(TIMEOUT_MS), "REDIS_URL": "", "SOCKETIO_MESSAGE_QUEUE": ""}
+    with LiveServer(env, workers=1, log_path=log_path) as server:
+        for path, status in (("/health/live", 200), ("/health", 503), ("/api/v1/versions", 200)):
+            response = requests.get(f"{server.url}{path}", headers={"X-Request-ID": f"probe-log{status}"}, timeout=5)
+            assert response.status_code == status, path
+    access = [line for line in log_path.read_text().splitlines() if "request_id=" in line]
+    assert [line for line in access if '"GET /health/live ' in line] == []
+    assert [line for line in access if '"GET /health ' in line and " 503 " in line], access
+    assert [line for line in access if '"GET /api/v1/versions ' in line], access

@@ -71,11 +71,64 @@ def configure_engine(app: Flask) -> None:
     config["SQLALCHEMY_ENGINE_OPTIONS"] = options
 
 
+class BoundedGeventWait:
+    """psycogreen's gevent wait callback with a bound on each wait: a server that stops answering (a stopped or
+    stalled host, a black-holed route: the kernel still acknowledges, so TCP keepalives see nothing wrong) costs a
+    request `timeout` seconds, then psycopg2 closes the connection, the pool drops it and the request answers 503.
+
+    Each wait is one step of the protocol (the connection's handshake, a statement's reply), so the bound is also
+    the longest a single statement may run. psycopg2 calls it for every wait of every connection in the process.
+    """
+
+    def __init__(self, timeout: float) -> None:
+        self.timeout = timeout
+
+    def __call__(self, connection: Any) -> None:
+        import psycopg2
+        from gevent.socket import wait_read, wait_write
+        from psycopg2 import extensions
+
+        while True:
+            state = connection.poll()
+            if state == extensions.POLL_OK:
+                return
+            try:
+                if state == extensions.POLL_READ:
+                    wait_read(connection.fileno(), timeout=self.timeout)
+                elif state == extensions.POLL_WRITE:
+                    wait_write(connection.fileno(), timeout=self.timeout)
+                else:
+                    raise psycopg2.OperationalError(f"Bad result from poll: {state!r}")
+            except TimeoutError:
+                raise psycopg2.OperationalError(
+                    f"PostgreSQL did not answer within {round(self.timeout * 1000)} ms") from None
+
+
+def bound_cooperative_waits(timeout_ms: int) -> None:
+    """Where wsgi.py made psycopg2 cooperative (psycogreen, under gevent workers), bound each of its waits by
+    DB_WAIT_TIMEOUT_MS (0: unbounded, psycogreen's own). Under threads psycopg2 waits inside libpq, which has no
+    read timeout: there a request to a server that stopped answering waits until it answers or the connection
+    breaks (the health probes do not: fantasize.platform.health)."""
+    from psycopg2 import extensions
+
+    current = extensions.get_wait_callback()
+    if not (isinstance(current, BoundedGeventWait) or getattr(current, "__module__", "") == "psycogreen.gevent"):
+        return
+    if timeout_ms > 0:
+        extensions.set_wait_callback(BoundedGeventWait(timeout_ms / 1000))
+    else:
+        from psycogreen.gevent import gevent_wait_callback
+
+        extensions.set_wait_callback(gevent_wait_callback)
+
+
 def init_app(app: Flask) -> None:
     with app.app_context():
         engine: Engine = db.engine
         if engine.dialect.name == "sqlite" and not event.contains(engine, "connect", _sqlite_pragmas):
             event.listen(engine, "connect", _sqlite_pragmas)
+        if engine.dialect.name == "postgresql":
+            bound_cooperative_waits(app.config["DB_WAIT_TIMEOUT_MS"])
         if (engine.dialect.name == "postgresql" and app.config["DB_POOL_CHECK"] == "socket"
                 and not event.contains(engine, "checkout", _server_said_goodbye)):
             event.listen(engine, "checkout", _server_said_goodbye)

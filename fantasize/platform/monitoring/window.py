@@ -34,7 +34,9 @@ from typing import TYPE_CHECKING, Any
 
 from flask import has_request_context, request
 from redis import Redis
+from redis.backoff import NoBackoff
 from redis.exceptions import RedisError
+from redis.retry import Retry
 
 from fantasize.platform.monitoring.figures import count, merged, report
 
@@ -53,8 +55,14 @@ COARSE_TTL = 25 * 3600
 RECENT = 100  # slow requests, and slow statements, kept (per process and in Redis)
 UNSENT_SLOTS = FINE_KEEP // FINE  # fine slots kept for Redis while it is away; older ones are dropped
 REDIS_TIMEOUT = 0.5  # seconds, to connect and for each reply
+READ_PAUSE = 5.0  # seconds the endpoints read only this process after a failed Redis read (unless a flush works)
 QUIET_SECONDS = 60.0
 STATEMENT_CHARS = 1000
+
+# A client may send any method name; counted under its own name only when it is one of these, else as OTHER, so a
+# stream of made-up methods cannot grow the counters (in process and in Redis) without bound.
+METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
+OTHER_METHOD = "OTHER"
 
 SCOPE_CLUSTER = "cluster"  # every instance, from Redis
 SCOPE_INSTANCE = "instance"  # this process only
@@ -76,8 +84,10 @@ class Recent:
 
 class Window:
     def __init__(self, redis_url: str | None, prefix: str, slow_request_ms: float) -> None:
-        self.redis = (Redis.from_url(redis_url, socket_connect_timeout=REDIS_TIMEOUT, socket_timeout=REDIS_TIMEOUT)
-                      if redis_url else None)
+        # One immediate retry lets a connection Redis dropped (a restart) reconnect; no more, so a hung Redis costs
+        # a read at most two timeouts.
+        self.redis = (Redis.from_url(redis_url, socket_connect_timeout=REDIS_TIMEOUT, socket_timeout=REDIS_TIMEOUT,
+                                     retry=Retry(NoBackoff(), 1)) if redis_url else None)
         self.prefix = prefix
         self.slow_request_ms = slow_request_ms
         self.started_at = time.time()
@@ -92,6 +102,7 @@ class Window:
         self._thread: threading.Thread | None = None
         self._closed = False
         self._last_complaint = 0.0
+        self._reads_paused_until = 0.0  # monotonic; a hung Redis costs the endpoints one timeout per READ_PAUSE
         self.dropped_slots = 0
 
     # The request path
@@ -99,6 +110,8 @@ class Window:
     def record(self, sample: Sample) -> None:
         """A request listener (monitoring.on_request): count one finished request."""
         method, route, status, seconds = sample.method, sample.route, sample.status, sample.seconds
+        if method not in METHODS:
+            method = OTHER_METHOD
         ms = seconds * 1000
         slow = ms > self.slow_request_ms
         slot = int(sample.at) // FINE * FINE
@@ -178,6 +191,7 @@ class Window:
             self._complain("cannot write the monitoring window to Redis; keeping it in process until it answers: %s",
                            exc)
             return
+        self._reads_paused_until = 0.0
         with self._lock:
             for slot in unsent:
                 del self._unsent[slot]  # only a tick adds to it, and ticks take turns
@@ -226,15 +240,22 @@ class Window:
             unsent = [slot_figures for slot, slot_figures in self._unsent.items() if slot >= first]
             history = self._fine if grain == FINE else self._coarse
             local = [history[slot] for slot in slots if slot in history]
-        if self.redis is not None:
+        if self._redis_readable():
             try:
                 pipe = self.redis.pipeline(transaction=False)
                 for slot in slots:
                     pipe.hgetall(self._key(grain, slot))
                 return merged([*pipe.execute(), *unsent, *pending]), SCOPE_CLUSTER
             except (RedisError, OSError) as exc:
-                self._complain("cannot read the monitoring window from Redis; reporting this process: %s", exc)
+                self._read_failed(exc)
         return merged([*local, *pending]), SCOPE_INSTANCE
+
+    def _redis_readable(self) -> bool:
+        return self.redis is not None and time.monotonic() >= self._reads_paused_until
+
+    def _read_failed(self, exc: Exception) -> None:
+        self._reads_paused_until = time.monotonic() + READ_PAUSE
+        self._complain("cannot read the monitoring window from Redis; reporting this process: %s", exc)
 
     def metrics(self, seconds: float) -> dict[str, Any]:
         counted, scope = self.figures(seconds)
@@ -246,12 +267,12 @@ class Window:
             local = [*recent.unsent, *recent.pending]
             kept = [*recent.kept, *recent.pending]
         entries = kept
-        if self.redis is not None:
+        if self._redis_readable():
             try:
                 stored = [json.loads(member) for member in self.redis.zrevrange(recent.key, 0, limit - 1)]
                 entries = _unique([*stored, *local])
             except (RedisError, OSError, ValueError) as exc:
-                self._complain("cannot read the slow lists from Redis; reporting this process: %s", exc)
+                self._read_failed(exc)
         entries = sorted(entries, key=lambda entry: entry["at"], reverse=True)[:limit]
         return [{**{k: v for k, v in entry.items() if k != "at"}, "timestamp": iso(entry["at"])}
                 for entry in entries]
