@@ -277,6 +277,31 @@ def test_a_phone_and_a_session_the_server_ends(live, browser, factory):
     assert browser.send("read", selectors=["#status"])["texts"]["#status"] == "Signed out"
 
 
+@on_postgresql
+def test_a_spent_admin_budget_pauses_the_readings_without_ending_the_session(node, browser, factory, tmp_root,
+                                                                            redis_settings):
+    """RATE_LIMIT_ADMIN (production: 50 per 5 minutes) counts the page's four admin readings per tick: once it is
+    spent the page keeps what it shows, says so, and waits for the Retry-After the server sends."""
+    admin = factory.admin()
+    email = admin.email
+    prefix = f"{redis_settings['CACHE_KEY_PREFIX']}limited:"
+    env = {"DATABASE_URL": database_url("postgresql", tmp_root), "REDIS_URL": redis_settings["REDIS_URL"],
+           "CACHE_KEY_PREFIX": prefix, "RATE_LIMIT_KEY_PREFIX": f"{prefix}limits",
+           "RATE_LIMIT_ADMIN": "10 per 5 minutes"}
+    with LiveServer(env, workers=1, log_path=tmp_root / "ops-limited-server.log") as server:
+        browser.send("open", url=f"{server.url}/ops?interval=1")
+        signed_in = browser.send("signIn", email=email, password=PASSWORD)
+        assert (signed_in["session"], signed_in["alert"]) == ("signed-in", None)
+        browser.send("waitText", selector="#status", text="Rate limited · next reading in ", contains=True)
+        shown = browser.send("read", selectors=["#fig-total", "#health-status", "#alert-text"])["texts"]
+        assert shown["#fig-total"] not in (None, "–") and shown["#health-status"] == "healthy"
+        assert shown["#alert-text"] is None  # still signed in: a limit is not a refusal
+        refused = browser.send("report")["errorResponses"]
+        assert refused and {answer["status"] for answer in refused} == {429}
+        time.sleep(3)  # three intervals: a page that ignored Retry-After would have asked again
+        assert browser.send("report")["errorResponses"] == refused
+
+
 def test_the_browser_reports_what_the_policy_refuses(live, browser):
     # The clean reports above mean something only if a violation would show: break the policy on purpose.
     browser.send("open", url=f"{live.url}/ops")

@@ -12,6 +12,8 @@
  * The charts plot each metrics reading as one point: rolling figures over the window (`?window=` in ms, default
  * 60000), not per-interval counts. The last MAX_POINTS points are kept in memory and drawn on canvases by this
  * script. Everything shown is set as text (textContent), never parsed as HTML.
+ * Four of the five readings are admin routes, counted by the admin rate-limit tier (RATE_LIMIT_ADMIN): when it
+ * answers 429 the page keeps what it shows and reads again after the Retry-After the server sent.
  */
 (function () {
   "use strict";
@@ -145,7 +147,9 @@
         var unwrapped = data && data.success === true && "data" in data ? data.data : data;
         if (response.ok) return { ok: true, status: response.status, data: unwrapped };
         var error = data && data.error ? data.error : { code: "HTTP_" + response.status, message: response.statusText };
-        return { ok: false, status: response.status, data: unwrapped, error: error };
+        var retryAfter = Number(response.headers.get("Retry-After"));
+        return { ok: false, status: response.status, data: unwrapped, error: error,
+          retryAfterS: Number.isFinite(retryAfter) && retryAfter > 0 ? retryAfter : 0 };
       });
     }, function () {
       return { ok: false, status: 0, error: { code: "NETWORK_ERROR", message: "The server cannot be reached" } };
@@ -489,14 +493,21 @@
           : "Signed out: " + describeError(refused.error));
         return;
       }
-      showMetrics(results[0]);
-      showSlow(results[1]);
-      showSummary(results[2]);
-      showHealth(results[3]);
-      showSockets(results[4]);
+      // A rate-limited reading (429) leaves what its card shows as it was; the others are shown.
+      [showMetrics, showSlow, showSummary, showHealth, showSockets].forEach(function (show, index) {
+        if (results[index].status !== 429) show(results[index]);
+      });
       drawCharts();
       state.ticks += 1;
       document.body.dataset.ticks = String(state.ticks);
+      var limited = results.filter(function (r) { return r.status === 429; });
+      if (limited.length) {
+        // The admin tier's budget (RATE_LIMIT_ADMIN) is spent: wait as long as the server asks before reading again.
+        var waitS = Math.max(state.intervalS, Math.max.apply(null, limited.map(function (r) { return r.retryAfterS; })));
+        setStatus("limited", "Rate limited · next reading in " + formatDuration(waitS));
+        schedule(waitS * 1000);
+        return;
+      }
       // /health answers 503 with its report when the database is down: shown, not a failed reading.
       var failed = results.filter(function (r, index) {
         return !r.ok && !(index === 3 && r.data && r.data.status);
