@@ -22,6 +22,7 @@ from sqlalchemy.engine import make_url
 from config import TestingConfig
 from fantasize import create_app
 from fantasize.extensions import db
+from fantasize.platform import monitoring
 from tests.factories import Factory
 
 BACKENDS = ("sqlite", "postgresql")
@@ -119,6 +120,9 @@ def make_app(backend: str, tmp_root: Path) -> Iterator[Callable[..., Flask]]:
             empty_tables()
     for app in built:
         app.extensions["fantasize.realtime"].stop()  # its background loop (if a socket started one) ends
+        window = monitoring.window_of(app)
+        if window is not None:
+            window.close()  # its flush task ends instead of writing to the test's Redis after the test
         with app.app_context():
             db.engine.dispose()
 

@@ -37,7 +37,7 @@ from tests.factories import PASSWORD, Factory
 from tests.live_server import LiveServer, worker_pid
 from tests.private_postgres import PrivatePostgres
 from tests.realtime_clients import Peer
-from tests.support import PrivateRedis, delete_prefix, shared_redis
+from tests.support import PrivateRedis, SilentServer, delete_prefix, shared_redis
 
 HEALTH_TIMEOUT_MS = 500
 PROBE_BOUND = HEALTH_TIMEOUT_MS / 1000 + 1  # the issue's bound on a probe while a dependency hangs
@@ -321,3 +321,40 @@ def test_redis_stopped_and_started_again(queue_app, private_redis, prefix, tmp_r
                    queue_event_after_start=heard_after)
         finally:
             tracker.close()
+
+
+@pytest.mark.parametrize("backend", ["postgresql"])
+def test_a_redis_that_never_answers_costs_requests_its_timeouts_at_most(make_app, prefix, tmp_root):
+    """REDIS_URL is a socket that accepts and never answers (a hung Redis, a black-holed route). A request pays the
+    cache's and the limiter's Redis timeouts (250 ms, each tried twice) at most, and only now and then: the cache's
+    breaker skips Redis for CACHE_BREAKER_SECONDS after a failure, the limiter counts in memory until a ping
+    answers. /health says degraded within its own timeout. (Caught: nothing in the app needed fixing here.)"""
+    app = make_app(CACHE_KEY_PREFIX=prefix)
+    with app.app_context():
+        product_id = Factory(app).product().id
+    bound = 4 * 0.25 + 0.5  # every Redis step of a request timing out, and some scheduling
+    with SilentServer() as silent:
+        env = {"DATABASE_URL": database_url("postgresql", tmp_root), "REDIS_URL": silent.url,
+               "SOCKETIO_MESSAGE_QUEUE": "", "CACHE_KEY_PREFIX": prefix, "RATE_LIMIT_KEY_PREFIX": f"{prefix}limits",
+               "RATE_LIMIT_AUTH": f"{LOGINS} per 15 minutes", "HEALTH_CHECK_TIMEOUT_MS": str(HEALTH_TIMEOUT_MS),
+               "CACHE_BREAKER_SECONDS": "2"}
+        with LiveServer(env, workers=1, log_path=tmp_root / f"faults-hung-redis-{uuid4().hex[:6]}.log") as server:
+            response, probe = health(server)
+            assert response.status_code == 200 and response.json()["status"] == "degraded", response.text
+            assert response.json()["checks"]["redis"]["status"] == "unhealthy"
+            assert probe < PROBE_BOUND, f"/health took {probe:.2f} s"
+            reads = []
+            started = time.monotonic()
+            while time.monotonic() - started < 5:  # across two of the breaker's retries
+                reads.append(timed("GET", f"{server.url}/api/v1/products/{product_id}"))
+                time.sleep(0.2)
+            assert [read.status_code for read, _ in reads] == [200] * len(reads)
+            slowest, median = max(took for _, took in reads), sorted(took for _, took in reads)[len(reads) // 2]
+            assert slowest < bound, f"a read took {slowest:.2f} s"
+            assert median < 0.25, f"reads wait on the hung Redis most of the time: median {median:.2f} s"
+            attempts = [timed("POST", f"{server.url}/api/v1/auth/login",
+                              json={"email": "nobody@example.com", "password": "wrong password"})[0].status_code
+                        for _ in range(LOGINS + 1)]
+            assert attempts == [401] * LOGINS + [429], attempts
+            assert silent.accepted, "the app never tried the hung Redis: nothing was tested"
+    report("redis hung", probe=probe, slowest_read=slowest, median_read=median)

@@ -11,7 +11,10 @@ tests/test_faults.py.
 from __future__ import annotations
 
 import logging
+import os
 import socket
+import subprocess
+import sys
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -24,8 +27,9 @@ from flask import Flask
 from config import TestingConfig
 from fantasize import create_app
 from fantasize.extensions import db
-from fantasize.platform.health import EXTENSION, script_heads
-from tests.live_server import LiveServer, free_port
+from fantasize.platform.health import EXTENSION, MIGRATIONS, script_heads
+from tests.conftest import database_url
+from tests.live_server import ROOT, LiveServer, free_port
 from tests.support import SilentServer, all_at_once, recorded, shared_redis
 
 TIMEOUT_MS = 300  # HEALTH_CHECK_TIMEOUT_MS for these apps
@@ -107,6 +111,15 @@ def test_health_reports_each_check_with_the_shape_of_api_md(probe_app):
     assert details["process"]["rssBytes"] > 10 * 1024 * 1024
 
 
+@pytest.mark.parametrize("backend", ["postgresql"])
+def test_the_database_check_keeps_the_urls_connection_options(make_app, tmp_root):
+    url = database_url("postgresql", tmp_root)
+    app = make_app(SQLALCHEMY_DATABASE_URI=f"{url}?application_name=shop&connect_timeout=3")
+    response = app.test_client().get("/health")
+    assert response.status_code == 200, response.json
+    assert response.json["checks"]["database"]["status"] == "healthy"
+
+
 def test_uptime_counts_from_when_the_app_was_built(probe_app):
     first = probe_app.test_client().get("/health").json["uptime"]
     time.sleep(0.05)
@@ -170,6 +183,18 @@ def test_ready_is_503_while_the_database_is_behind_the_scripts(probe_app):
     assert probe_app.test_client().get("/health").status_code == 200
 
 
+def test_ready_stays_200_while_a_newer_release_has_migrated_the_database_ahead(probe_app):
+    # A rolling deploy: the release phase migrated the database for new code, and this instance, running the old
+    # code, does not know the revision. Taking it out of the load balancer would leave no instance serving.
+    state = probe_app.extensions[EXTENSION]
+    state.heads, state.known = frozenset({"0000_older"}), frozenset({"0000_older"})
+    response = probe_app.test_client().get("/health/ready")
+    assert response.status_code == 200, response.json
+    migrations = response.json["checks"]["migrations"]
+    assert migrations["status"] == "healthy" and "ahead" in migrations["message"]
+    assert migrations["head"] == ["0000_older"] and migrations["current"] == sorted(script_heads())
+
+
 def test_the_scripts_head_is_read_from_revision_assignments(tmp_path: Path):
     def script(name: str, revision: str, down: str | tuple | None) -> None:
         (tmp_path / f"{name}.py").write_text(f'"""{name}"""\nrevision = {revision!r}\ndown_revision = {down!r}\n')
@@ -184,6 +209,26 @@ def test_the_scripts_head_is_read_from_revision_assignments(tmp_path: Path):
     assert script_heads(tmp_path) == {"0004"}
     # The project's own scripts have one head, the one the tests' databases were migrated to.
     assert len(script_heads()) == 1
+
+
+def test_the_head_is_alembics_and_a_serving_worker_finds_it_without_alembic(tmp_path):
+    from alembic.config import Config as AlembicConfig
+    from alembic.script import ScriptDirectory
+
+    alembic = AlembicConfig()
+    alembic.set_main_option("script_location", str(MIGRATIONS.parent))
+    assert script_heads() == set(ScriptDirectory.from_config(alembic).get_heads())
+    # What gunicorn serves (wsgi.py: migrations=False) has the head and never imported Alembic or Flask-Migrate.
+    check = ("import sys, wsgi\n"
+             "from fantasize.platform.health import EXTENSION\n"
+             "print(sorted(wsgi.app.extensions[EXTENSION].heads))\n"
+             "assert not [m for m in sys.modules if m.startswith(('alembic', 'flask_migrate'))]\n")
+    env = {**{k: v for k, v in os.environ.items() if k not in ("NODE_ENV", "REDIS_URL", "DATABASE_URL")},
+           "FLASK_ENV": "testing", "DATABASE_URL": f"sqlite:///{tmp_path / 'shop.db'}"}
+    result = subprocess.run([sys.executable, "-c", check], cwd=ROOT, env=env, capture_output=True, text=True,
+                            timeout=60)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.split("\n")[-2] == str(sorted(script_heads()))
 
 
 def test_live_answers_without_touching_any_dependency(standalone):

@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import math
 import random
+import sys
+import threading
 import time
 import uuid
 from collections import Counter
@@ -27,7 +29,7 @@ from fantasize.platform.monitoring import Sample, figures, report
 from fantasize.platform.monitoring.window import COARSE_TTL, REDIS_TIMEOUT, Window
 from tests.conftest import database_url
 from tests.live_server import LiveServer, free_port
-from tests.support import PrivateRedis, SilentServer, delete_prefix, recorded, shared_redis
+from tests.support import PrivateRedis, SilentServer, all_at_once, delete_prefix, recorded, shared_redis
 
 METRICS = "/api/admin/performance/metrics"
 SLOW = "/api/admin/performance/slow-requests"
@@ -475,3 +477,47 @@ def test_a_hung_redis_costs_the_endpoints_one_timeout_then_nothing(build):
     # The first read waits out the timeout (twice: one retry); the next ones, paused, do not ask Redis at all.
     assert REDIS_TIMEOUT <= first < 2 * 2 * REDIS_TIMEOUT + 1, first
     assert paused < REDIS_TIMEOUT, paused
+
+
+def test_concurrent_requests_ticks_and_reads_lose_nothing():
+    # Threads switch as often as the interpreter allows, so an unguarded read-modify-write would lose counts.
+    previous = sys.getswitchinterval()
+    sys.setswitchinterval(1e-6)
+    try:
+        _concurrent_requests_ticks_and_reads()
+    finally:
+        sys.setswitchinterval(previous)
+
+
+def _concurrent_requests_ticks_and_reads() -> None:
+    window = Window(None, "unused:", slow_request_ms=10_000)
+    window.close()  # ticked below, by hand, while the threads record
+    done = threading.Event()
+    errors = []
+
+    def record(number: int) -> None:
+        try:
+            for index in range(5000):
+                window.record(Sample("GET", f"/r{number}", 200 + index % 3, 0.001 * (index % 50 + 1), None,
+                                     time.time()))
+        except Exception as exc:  # pragma: no cover - reported below
+            errors.append(exc)
+
+    def read() -> None:
+        while not done.is_set():
+            try:
+                window.tick()
+                window.metrics(300)
+            except Exception as exc:  # pragma: no cover - reported below
+                errors.append(exc)
+
+    reader = threading.Thread(target=read)
+    reader.start()
+    all_at_once([lambda number=number: record(number) for number in range(4)])
+    done.set()
+    reader.join()
+    assert errors == []
+    window.tick()
+    report = window.metrics(300)
+    assert report["totalRequests"] == 20_000
+    assert sorted(row["count"] for row in report["topEndpoints"]) == [5000] * 4

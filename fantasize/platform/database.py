@@ -81,27 +81,30 @@ class BoundedGeventWait:
     """
 
     def __init__(self, timeout: float) -> None:
-        self.timeout = timeout
-
-    def __call__(self, connection: Any) -> None:
         import psycopg2
         from gevent.socket import wait_read, wait_write
         from psycopg2 import extensions
 
+        self.timeout = timeout
+        # Bound once: psycopg2 calls this for every wait of every statement.
+        self._error = psycopg2.OperationalError
+        self._ok, self._read, self._write = extensions.POLL_OK, extensions.POLL_READ, extensions.POLL_WRITE
+        self._wait_read, self._wait_write = wait_read, wait_write
+
+    def __call__(self, connection: Any) -> None:
         while True:
             state = connection.poll()
-            if state == extensions.POLL_OK:
+            if state == self._ok:
                 return
             try:
-                if state == extensions.POLL_READ:
-                    wait_read(connection.fileno(), timeout=self.timeout)
-                elif state == extensions.POLL_WRITE:
-                    wait_write(connection.fileno(), timeout=self.timeout)
+                if state == self._read:
+                    self._wait_read(connection.fileno(), timeout=self.timeout)
+                elif state == self._write:
+                    self._wait_write(connection.fileno(), timeout=self.timeout)
                 else:
-                    raise psycopg2.OperationalError(f"Bad result from poll: {state!r}")
+                    raise self._error(f"Bad result from poll: {state!r}")
             except TimeoutError:
-                raise psycopg2.OperationalError(
-                    f"PostgreSQL did not answer within {round(self.timeout * 1000)} ms") from None
+                raise self._error(f"PostgreSQL did not answer within {round(self.timeout * 1000)} ms") from None
 
 
 def bound_cooperative_waits(timeout_ms: int) -> None:

@@ -165,8 +165,9 @@ def _postgres_revisions(engine: Engine, timeout: float) -> frozenset[str] | None
     import psycopg2
 
     _, options = engine.dialect.create_connect_args(engine.url)
+    options.setdefault("application_name", "fantasize-health")  # how it shows in pg_stat_activity
     deadline = time.monotonic() + timeout
-    connection = psycopg2.connect(**options, application_name="fantasize-health", async_=True)
+    connection = psycopg2.connect(**options, async_=True)
     try:
         _wait(connection, deadline)
         cursor = connection.cursor()
@@ -283,9 +284,9 @@ def memory_check(figures: ProcessFigures, degraded_percent: int) -> CheckResult:
 # Migrations
 
 
-def script_heads(directory: Path = MIGRATIONS) -> frozenset[str] | None:
-    """The head revisions of the migration scripts, read from their `revision` and `down_revision` assignments
-    (what Alembic's ScriptDirectory would work out, without importing Alembic or the scripts); None without any."""
+def read_scripts(directory: Path = MIGRATIONS) -> tuple[frozenset[str], frozenset[str]]:
+    """(every revision, the heads) of the migration scripts, read from their `revision` and `down_revision`
+    assignments: what Alembic's ScriptDirectory works out, without importing Alembic or the scripts."""
     revisions: set[str] = set()
     parents: set[str] = set()
     for path in sorted(directory.glob("*.py")) if directory.is_dir() else ():
@@ -298,7 +299,12 @@ def script_heads(directory: Path = MIGRATIONS) -> frozenset[str] | None:
             revisions.add(assigned["revision"])
             down = assigned.get("down_revision")
             parents.update([down] if isinstance(down, str) else down or ())
-    return frozenset(revisions - parents) or None
+    return frozenset(revisions), frozenset(revisions - parents)
+
+
+def script_heads(directory: Path = MIGRATIONS) -> frozenset[str] | None:
+    """The head revisions of the migration scripts; None without any."""
+    return read_scripts(directory)[1] or None
 
 
 # The probes
@@ -308,6 +314,7 @@ def script_heads(directory: Path = MIGRATIONS) -> frozenset[str] | None:
 class Health:
     started: float  # time.monotonic() when the app was built
     heads: frozenset[str] | None
+    known: frozenset[str]  # every revision of this code's scripts
     timeout: float  # seconds
     memory_degraded_percent: int
     figures: ProcessFigures = field(default_factory=ProcessFigures)
@@ -379,7 +386,7 @@ def health() -> Response:
 def ready() -> Response:
     state = health_of(current_app)
     database = state.database_result()
-    migrations = migrations_status(state.heads, database)
+    migrations = migrations_status(state.heads, state.known, database)
     ready_now = database.status == HEALTHY and migrations["status"] in (HEALTHY, SKIPPED)
     return _json({
         "status": "ready" if ready_now else "not ready",
@@ -388,7 +395,10 @@ def ready() -> Response:
     }, 200 if ready_now else 503)
 
 
-def migrations_status(heads: frozenset[str] | None, database: CheckResult) -> dict[str, Any]:
+def migrations_status(heads: frozenset[str] | None, known: frozenset[str], database: CheckResult) -> dict[str, Any]:
+    """Whether the database's revision suits this code. Behind the scripts' head: not ready (the release phase has
+    not run). Ahead of them, at a revision these scripts do not know: ready, as a release that migrated the
+    database for newer code while this one still serves (a rolling deploy) must not take every old instance out."""
     body: dict[str, Any] = {"head": sorted(heads) if heads else None}
     if database.status != HEALTHY:
         return {"status": UNHEALTHY, "message": "The database did not answer", **body}
@@ -399,10 +409,13 @@ def migrations_status(heads: frozenset[str] | None, database: CheckResult) -> di
     if not current:
         return {"status": UNHEALTHY, "message": "The database has not been migrated (run `flask db upgrade`)",
                 **body}
-    if set(current) != heads:
-        return {"status": UNHEALTHY, "message": "The database is not at the migrations' head "
-                                                "(run `flask db upgrade`)", **body}
-    return {"status": HEALTHY, "message": "Migrations at head", **body}
+    if set(current) == heads:
+        return {"status": HEALTHY, "message": "Migrations at head", **body}
+    if not set(current) <= known:
+        return {"status": HEALTHY, "message": "The database is ahead of this code's migrations (a newer release "
+                                              "migrated it)", **body}
+    return {"status": UNHEALTHY, "message": "The database is behind the migrations' head (run `flask db upgrade`)",
+            **body}
 
 
 _LIVE = orjson.dumps({"status": "alive"})
@@ -416,7 +429,8 @@ def live() -> Response:
 
 def init_app(app: Flask) -> None:
     config = app.config
+    known, heads = read_scripts()
     app.extensions[EXTENSION] = Health(
-        started=time.monotonic(), heads=script_heads(), timeout=config["HEALTH_CHECK_TIMEOUT_MS"] / 1000,
+        started=time.monotonic(), heads=heads or None, known=known, timeout=config["HEALTH_CHECK_TIMEOUT_MS"] / 1000,
         memory_degraded_percent=config["HEALTH_MEMORY_DEGRADED_PERCENT"])
     app.register_blueprint(bp)

@@ -235,20 +235,24 @@ class Window:
         grain = FINE if seconds <= FINE_KEEP else COARSE
         first = int(now - seconds) // grain * grain
         slots = range(first, int(now) // grain * grain + 1, grain)
-        with self._lock:
-            pending = [slot_figures for slot, slot_figures in self._pending.items() if slot >= first]
-            unsent = [slot_figures for slot, slot_figures in self._unsent.items() if slot >= first]
-            history = self._fine if grain == FINE else self._coarse
-            local = [history[slot] for slot in slots if slot in history]
+        stored = None
         if self._redis_readable():
             try:
                 pipe = self.redis.pipeline(transaction=False)
                 for slot in slots:
                     pipe.hgetall(self._key(grain, slot))
-                return merged([*pipe.execute(), *unsent, *pending]), SCOPE_CLUSTER
+                stored = pipe.execute()
             except (RedisError, OSError) as exc:
                 self._read_failed(exc)
-        return merged([*local, *pending]), SCOPE_INSTANCE
+        # Read after Redis: a flush that lands meanwhile moves figures from `unsent` to Redis, and this order can
+        # only miss them for a moment, never count them twice. Summed under the lock, as requests add to them.
+        with self._lock:
+            pending = [slot_figures for slot, slot_figures in self._pending.items() if slot >= first]
+            if stored is not None:
+                unsent = [slot_figures for slot, slot_figures in self._unsent.items() if slot >= first]
+                return merged([*stored, *unsent, *pending]), SCOPE_CLUSTER
+            history = self._fine if grain == FINE else self._coarse
+            return merged([*(history[slot] for slot in slots if slot in history), *pending]), SCOPE_INSTANCE
 
     def _redis_readable(self) -> bool:
         return self.redis is not None and time.monotonic() >= self._reads_paused_until
