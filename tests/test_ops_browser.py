@@ -302,6 +302,21 @@ def test_a_spent_admin_budget_pauses_the_readings_without_ending_the_session(nod
         assert browser.send("report")["errorResponses"] == refused
 
 
+@on_postgresql
+def test_with_monitoring_off_the_page_says_so(node, browser, factory, tmp_root, redis_settings):
+    admin = factory.admin()
+    email = admin.email
+    env = {"DATABASE_URL": database_url("postgresql", tmp_root), "REDIS_URL": redis_settings["REDIS_URL"],
+           "CACHE_KEY_PREFIX": f"{redis_settings['CACHE_KEY_PREFIX']}off:", "ENABLE_PERFORMANCE_MONITORING": "false"}
+    with LiveServer(env, workers=1, log_path=tmp_root / "ops-off-server.log") as server:
+        browser.send("open", url=f"{server.url}/ops?interval=1")
+        browser.send("signIn", email=email, password=PASSWORD)
+        browser.send("waitText", selector="#window-note", text="Monitoring is off on this instance", contains=True)
+        browser.send("waitText", selector="#health-status", text="healthy")  # the rest of the page still works
+        assert browser.send("read", selectors=["#fig-total"])["texts"]["#fig-total"] == "0"
+        assert_clean(browser.send("report"))
+
+
 def test_the_browser_reports_what_the_policy_refuses(live, browser):
     # The clean reports above mean something only if a violation would show: break the policy on purpose.
     browser.send("open", url=f"{live.url}/ops")

@@ -9,12 +9,13 @@ polls every few seconds what the API already answers:
 - GET /api/admin/performance/metrics?timeWindow=60000: the figures over the last minute; each reading is one
   point of the page's charts (request rate, p50/p99, error rate), kept in memory for the last few minutes. The
   points are rolling figures (each covers the minute before it was read), not per-interval counts.
-- GET /api/admin/performance/slow-requests?limit=10 and /summary: the slowest recent requests, longer windows,
-  memory and uptime.
+- GET /api/admin/performance/slow-requests?limit=10 and /summary: the latest slow requests, longer windows,
+  memory, uptime and slow SQL statements.
 - GET /health: the dependencies; GET /api/v1/admin/realtime/stats: the connected sockets.
 
-The page is served whether or not ENABLE_PERFORMANCE_MONITORING is on: with it off, the page says what the
-endpoints answer.
+The page is served whether or not ENABLE_PERFORMANCE_MONITORING is on: with it off, the page says so (the endpoints
+answer `enabled: false`). Four of the readings are admin routes, counted by RATE_LIMIT_ADMIN: on a 429 the page
+waits for the Retry-After the server sends.
 """
 
 from __future__ import annotations
