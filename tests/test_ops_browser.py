@@ -138,11 +138,13 @@ def traffic(server: LiveServer, path: str, count: int) -> None:
             assert session.get(f"{server.url}{path}", timeout=10).status_code == 200
 
 
-def sign_in_over_http(server: LiveServer, email: str) -> None:
-    """A sign-in from outside the page: slower than SLOW_MS (it hashes the password)."""
+def sign_in_over_http(server: LiveServer, email: str, request_id: str) -> None:
+    """A sign-in from outside the page, under a request id of the test's choosing: slower than SLOW_MS (it hashes
+    the password)."""
     answer = requests.post(f"{server.url}/api/v1/auth/login", json={"email": email, "password": PASSWORD},
-                           timeout=10)
+                           headers={"X-Request-ID": request_id}, timeout=10)
     assert answer.status_code == 200, answer.text
+    assert answer.headers["X-Request-ID"] == request_id
 
 
 @on_postgresql
@@ -183,10 +185,13 @@ def test_an_admin_sees_the_figures_and_the_charts_move(live, browser, factory, t
     assert float(browser.send("chart", canvas="chart-errors")["errors"]) == 0  # nothing failed
     browser.send("waitText", selector="#top-endpoints", text="GET /api/v1/products", contains=True)
 
-    # A slow request, made from outside the page, is listed.
-    sign_in_over_http(live, admin.email)
-    # (The page's own readings may be slower than SLOW_MS on a busy machine and listed too, newer than it.)
-    browser.send("waitText", selector="#slow-requests", text="POST /api/v1/auth/login", contains=True)
+    # A slow request made from outside the page is listed, found by its request id (the page's own sign-in is
+    # slow too, and its readings may be on a busy machine).
+    request_id = f"ops-test-{uuid4().hex}"
+    sign_in_over_http(live, admin.email, request_id)
+    row = browser.send("waitText", selector=f'#slow-requests tr:has-text("{request_id}")', text=request_id,
+                       contains=True)["text"]
+    assert "POST /api/v1/auth/login" in row and "200" in row, row
     assert browser.send("waitNumber", selector="#fig-slow", attribute="data-value", min=1)["value"] >= 1
 
     browser.send("screenshot", path=str(tmp_path / "ops.png"))
