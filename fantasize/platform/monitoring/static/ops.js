@@ -318,7 +318,9 @@
     (Array.isArray(m.topEndpoints) ? m.topEndpoints : []).slice(0, TOP_LIMIT).forEach(function (entry) {
       var row = element("tr");
       row.appendChild(element("td", "route", entry.endpoint));
-      row.appendChild(element("td", "num", formatCount(entry.count)));
+      var count = element("td", "num count", formatCount(entry.count));
+      count.dataset.value = isNumber(entry.count) ? String(entry.count) : "";
+      row.appendChild(count);
       row.appendChild(element("td", "num", formatMs(entry.averageResponseTime)));
       body.appendChild(row);
     });
