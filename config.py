@@ -136,6 +136,10 @@ class Config:
     # file database keeps SQLAlchemy's default); requests beyond pool + overflow wait for a connection.
     DB_POOL_SIZE = _int("DB_POOL_SIZE", 10)
     DB_MAX_OVERFLOW = _int("DB_MAX_OVERFLOW", 10)
+    # Seconds a request waits for a pooled connection when pool and overflow are all in use (SQLAlchemy's
+    # pool_timeout, whole seconds: Flask-SQLAlchemy passes it through engine_from_config, which makes it an int)
+    # before it answers 503: while PostgreSQL hangs, connections are held DB_WAIT_TIMEOUT_MS each.
+    DB_POOL_TIMEOUT_SECONDS = _int("DB_POOL_TIMEOUT_SECONDS", 30)
     # How a pooled PostgreSQL connection is checked before each use: "socket" looks for the server's goodbye on its
     # socket (no round trip; catches a terminated backend, a restart, an idle timeout), "ping" is SQLAlchemy's
     # pool_pre_ping (a SELECT 1 round trip per checkout, which also waits out a silently dead network path).

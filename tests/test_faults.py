@@ -20,6 +20,7 @@ from __future__ import annotations
 import contextlib
 import time
 from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 from uuid import uuid4
 
@@ -115,16 +116,25 @@ def postgres_rows(private_database, tmp_path) -> Iterator[Factory]:
 
 
 @pytest.fixture
-def postgres_server(private_postgres, private_database, tmp_root) -> Iterator[LiveServer]:
-    """A live instance on the private database (no Redis: the in-process cache and limits), restarted by nobody;
-    the cluster is running and answering again after the test whatever the test did to it."""
-    env = {"DATABASE_URL": private_database, "HEALTH_CHECK_TIMEOUT_MS": str(HEALTH_TIMEOUT_MS),
-           "DB_WAIT_TIMEOUT_MS": str(DB_WAIT_TIMEOUT_MS), "REDIS_URL": "", "SOCKETIO_MESSAGE_QUEUE": ""}
-    server = LiveServer(env, workers=1, log_path=tmp_root / f"faults-postgres-{uuid4().hex[:6]}.log").start()
+def postgres_server(private_postgres, private_database, tmp_root) -> Iterator[Callable[..., LiveServer]]:
+    """Start a live instance on the private database (no Redis: the in-process cache and limits) with extra
+    settings; restarted by nobody. The cluster is running and answering again after the test whatever the test
+    did to it."""
+    started: list[LiveServer] = []
+
+    def start(**settings: str) -> LiveServer:
+        env = {"DATABASE_URL": private_database, "HEALTH_CHECK_TIMEOUT_MS": str(HEALTH_TIMEOUT_MS),
+               "DB_WAIT_TIMEOUT_MS": str(DB_WAIT_TIMEOUT_MS), "REDIS_URL": "", "SOCKETIO_MESSAGE_QUEUE": "",
+               **settings}
+        server = LiveServer(env, workers=1, log_path=tmp_root / f"faults-postgres-{uuid4().hex[:6]}.log")
+        started.append(server)
+        return server.start()
+
     try:
-        yield server
+        yield start
     finally:
-        server.stop()
+        for server in started:
+            server.stop()
         if not (private_postgres.data / "postmaster.pid").exists():
             private_postgres.start()
         private_postgres.wait_until_answering()
@@ -156,7 +166,7 @@ def test_postgresql_stopped_and_started_again(private_postgres, postgres_rows, p
     test_health's.)"""
     user, product = postgres_rows.user(), postgres_rows.product()
     headers = postgres_rows.headers(user)
-    server = postgres_server
+    server = postgres_server()
     worker = worker_pid(server)
     assert_serving(server, user.email, product.id)
 
@@ -193,7 +203,7 @@ def test_postgresql_that_answers_nothing_bounds_probes_and_requests(private_post
     pooled ones too. (Caught: requests on a pooled connection waited for ever, until the server resumed, with
     psycogreen's unbounded wait; BoundedGeventWait (DB_WAIT_TIMEOUT_MS) ends them with a 503.)"""
     user, product = postgres_rows.user(), postgres_rows.product()
-    server = postgres_server
+    server = postgres_server()
     worker = worker_pid(server)
     assert_serving(server, user.email, product.id)  # the pool holds a connection that will hang
 
@@ -219,6 +229,38 @@ def test_postgresql_that_answers_nothing_bounds_probes_and_requests(private_post
     assert worker_pid(server) == worker
     report("postgresql frozen", probe=probe, ready=ready_took, live=live_took, api_read=read_took,
            api_login=login_took, recovered_after_resume=recovered)
+
+
+def test_requests_queued_for_a_connection_while_postgresql_hangs_answer_503(private_postgres, postgres_rows,
+                                                                             postgres_server):
+    """One pooled connection and no overflow: while the cluster is frozen, a read holds it (DB_WAIT_TIMEOUT_MS) and
+    the requests behind it wait for the pool (DB_POOL_TIMEOUT_MS), then answer 503 like any database failure.
+    (Caught: SQLAlchemy's pool TimeoutError was no OperationalError, so the queued requests were 500
+    INTERNAL_ERROR, after SQLAlchemy's fixed 30 s.)"""
+    server = postgres_server(DB_POOL_SIZE="1", DB_MAX_OVERFLOW="0", DB_POOL_TIMEOUT_SECONDS="1",
+                             DB_WAIT_TIMEOUT_MS="3000")
+    product = postgres_rows.product()
+    assert requests.get(f"{server.url}/api/v1/products/{product.id}", timeout=5).status_code == 200
+    with private_postgres.frozen(), ThreadPoolExecutor(4) as pool:
+        calls = list(pool.map(lambda _: uncached_read(server), range(4)))
+    for call, took in calls:
+        assert_unavailable(call)
+        assert took < 3 + 2, f"a read took {took:.2f} s"
+    waited = sorted(took for _, took in calls)
+    assert waited[0] < 2, "no request was refused by the pool: nothing was tested"
+    wait_for(lambda: health(server)[0].status_code == 200, "/health back to 200")
+    assert uncached_read(server)[0].status_code == 200
+    report("pool exhausted while frozen", first=waited[0], last=waited[-1])
+
+
+def test_the_pool_timeout_reaches_the_pool_in_whole_seconds(tmp_root):
+    # Flask-SQLAlchemy builds the engine with engine_from_config, which turns pool_timeout into an int: a
+    # fraction of a second would become 0, and a request would be refused the moment the pool is busy.
+    app = create_app(TestingConfig, {"SQLALCHEMY_DATABASE_URI": "postgresql://postgres@127.0.0.1:1/none",
+                                     "DB_POOL_TIMEOUT_SECONDS": 2, "UPLOAD_FOLDER": str(tmp_root / "uploads")})
+    with app.app_context():
+        assert db.engine.pool.timeout() == 2
+        db.engine.dispose()
 
 
 # Redis

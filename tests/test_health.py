@@ -24,7 +24,7 @@ import pytest
 import requests
 from flask import Flask
 
-from config import TestingConfig
+from config import ConfigError, TestingConfig
 from fantasize import create_app
 from fantasize.extensions import db
 from fantasize.platform.health import EXTENSION, MIGRATIONS, script_heads
@@ -317,3 +317,15 @@ def test_the_access_log_leaves_out_probes_that_pass(tmp_root):
     assert [line for line in access if '"GET /health/live ' in line] == []
     assert [line for line in access if '"GET /health ' in line and " 503 " in line], access
     assert [line for line in access if '"GET /api/v1/versions ' in line], access
+
+
+@pytest.mark.parametrize("settings, named", [
+    ({"HEALTH_CHECK_TIMEOUT_MS": 0}, "HEALTH_CHECK_TIMEOUT_MS"),
+    ({"HEALTH_MEMORY_DEGRADED_PERCENT": 0}, "HEALTH_MEMORY_DEGRADED_PERCENT"),
+    ({"HEALTH_MEMORY_DEGRADED_PERCENT": 101}, "HEALTH_MEMORY_DEGRADED_PERCENT"),
+    ({"DB_WAIT_TIMEOUT_MS": -1}, "DB_WAIT_TIMEOUT_MS"),
+    ({"DB_POOL_TIMEOUT_SECONDS": 0}, "DB_POOL_TIMEOUT_SECONDS"),
+])
+def test_settings_that_would_break_the_probes_stop_the_app(standalone, settings, named):
+    with pytest.raises(ConfigError, match=named):
+        standalone(SQLALCHEMY_DATABASE_URI="sqlite://", **settings)

@@ -186,6 +186,29 @@ def test_responses_follow_each_versions_shape(app, client):
             assert error == {"$ref": "#/components/schemas/Error"}
 
 
+@pytest.mark.parametrize("version", ["v1", "v2"])
+def test_the_performance_endpoints_are_documented_and_answer_the_envelope_in_every_version(client, factory, version):
+    """API.md "Monitoring": `{"success": true, "data": ...}` in v1 too (declared `enveloped`), and the document
+    says so: each answer is valid against it."""
+    document = client.get("/api/openapi.json").json
+    headers = factory.headers(factory.admin())
+    client.get("/api/v1/versions")  # something to count
+    for name, query in (("metrics", "?timeWindow=60000"), ("slow-requests", "?limit=5"), ("summary", "")):
+        path = f"/api/{version}/admin/performance/{name}"
+        operation = document["paths"][path]["get"]
+        schema = response_object(document, operation, 200)["content"]["application/json"]["schema"]
+        assert set(schema["required"]) == {"success", "data", "meta"}, (path, schema)
+        assert {"401", "403"} <= set(operation["responses"])
+        response = client.get(path + query, headers=headers)
+        assert response.status_code == 200 and response.json["success"] is True
+        conforms(document, path, "get", response)
+        if query:
+            assert "400" in operation["responses"]
+            refused = client.get(f"{path}?{query[1:].split('=')[0]}=nonsense", headers=headers)
+            assert refused.status_code == 400
+            conforms(document, path, "get", refused)
+
+
 def test_each_operation_declares_the_statuses_its_declaration_implies(app, client):
     document = client.get("/api/openapi.json").json
     for path, method, spec in versioned_endpoints(app):

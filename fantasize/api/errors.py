@@ -6,6 +6,7 @@ import logging
 
 from flask import Flask, Response
 from sqlalchemy.exc import OperationalError
+from sqlalchemy.exc import TimeoutError as PoolTimeout
 from werkzeug.exceptions import HTTPException
 
 from fantasize.errors import AppError
@@ -28,10 +29,12 @@ def _http_error(exc: HTTPException) -> Response:
     return error_response(status, HTTP_CODES.get(status, "HTTP_ERROR"), message, headers=headers)
 
 
-def _database_unavailable(exc: OperationalError) -> Response:
-    # The database is down, unreachable or (embedded SQLite) busy with another writer: a dependency problem
-    # the client may retry, not a bug in the request.
-    log.error("database unavailable", extra={"errorType": type(exc.orig).__name__ if exc.orig else None})
+def _database_unavailable(exc: OperationalError | PoolTimeout) -> Response:
+    # The database is down, unreachable or (embedded SQLite) busy with another writer, or every pooled connection
+    # is held by requests waiting on it (PoolTimeout, after DB_POOL_TIMEOUT_MS): a dependency problem the client
+    # may retry, not a bug in the request.
+    orig = getattr(exc, "orig", None)
+    log.error("database unavailable", extra={"errorType": type(orig or exc).__name__})
     return error_response(503, "SERVICE_UNAVAILABLE", "The database is unavailable, try again shortly",
                           headers={"Retry-After": "1"})
 
@@ -45,4 +48,5 @@ def init_app(app: Flask) -> None:
     app.register_error_handler(AppError, _app_error)
     app.register_error_handler(HTTPException, _http_error)
     app.register_error_handler(OperationalError, _database_unavailable)
+    app.register_error_handler(PoolTimeout, _database_unavailable)
     app.register_error_handler(Exception, _unexpected)

@@ -14,6 +14,7 @@ from sqlalchemy import event
 from sqlalchemy.engine import Connection, Engine, make_url
 from sqlalchemy.exc import DisconnectionError
 
+from config import ConfigError
 from fantasize.extensions import db
 from fantasize.platform import monitoring
 
@@ -63,6 +64,7 @@ def configure_engine(app: Flask) -> None:
     options = dict(config.get("SQLALCHEMY_ENGINE_OPTIONS") or {})
     options.setdefault("pool_size", config["DB_POOL_SIZE"])
     options.setdefault("max_overflow", config["DB_MAX_OVERFLOW"])
+    options.setdefault("pool_timeout", config["DB_POOL_TIMEOUT_SECONDS"])
     check = config["DB_POOL_CHECK"]
     if check not in ("socket", "ping"):
         raise ValueError(f"DB_POOL_CHECK={check!r}: use 'socket' or 'ping'")
@@ -130,6 +132,10 @@ def init_app(app: Flask) -> None:
         engine: Engine = db.engine
         if engine.dialect.name == "sqlite" and not event.contains(engine, "connect", _sqlite_pragmas):
             event.listen(engine, "connect", _sqlite_pragmas)
+        if app.config["DB_POOL_TIMEOUT_SECONDS"] < 1:
+            raise ConfigError("DB_POOL_TIMEOUT_SECONDS must be at least 1")
+        if app.config["DB_WAIT_TIMEOUT_MS"] < 0:
+            raise ConfigError("DB_WAIT_TIMEOUT_MS must be 0 (no bound) or more (milliseconds)")
         if engine.dialect.name == "postgresql":
             bound_cooperative_waits(app.config["DB_WAIT_TIMEOUT_MS"])
         if (engine.dialect.name == "postgresql" and app.config["DB_POOL_CHECK"] == "socket"

@@ -41,6 +41,7 @@ from flask import Blueprint, Flask, Response, current_app
 from sqlalchemy import text
 from sqlalchemy.engine import Engine
 
+from config import ConfigError
 from fantasize.extensions import db
 from fantasize.web import iso_now
 
@@ -87,10 +88,10 @@ def _elapsed_ms(started: float) -> float:
 class SharedCheck:
     """One check of one dependency in flight at a time, run in a background thread (a greenlet under gevent).
 
-    `result(timeout)` starts the check unless one is running, and waits for it at most `timeout` + GRACE_SECONDS;
-    probes that arrive meanwhile wait for the same run. The check is given the timeout as its own deadline, so its
-    thread ends about then too; should it not (a driver call that ignores it), later probes still wait no longer
-    than their timeout, and no second thread is started behind the stuck one.
+    `result(timeout)` starts the check unless one is running (`start`), and waits for it at most `timeout` +
+    GRACE_SECONDS (`wait`); probes that arrive meanwhile wait for the same run. The check is given the timeout as
+    its own deadline, so its thread ends about then too; should it not (a driver call that ignores it), later probes
+    still wait no longer than their timeout, and no second thread is started behind the stuck one.
     """
 
     def __init__(self, name: str, run: Callable[[float], CheckResult]) -> None:
@@ -100,17 +101,25 @@ class SharedCheck:
         self._flight: _Flight | None = None
         self._last_status: str | None = None
 
-    def result(self, timeout: float) -> CheckResult:
+    def start(self, timeout: float) -> _Flight:
+        """The check in flight, started now unless one is running."""
         with self._lock:
             flight = self._flight
             if flight is None:
                 flight = self._flight = _Flight()
                 threading.Thread(target=self._fly, args=(flight, timeout), name=f"health-{self.name}",
                                  daemon=True).start()
-        if flight.done.wait(timeout + GRACE_SECONDS):
+        return flight
+
+    def wait(self, flight: _Flight, timeout: float, deadline: float) -> CheckResult:
+        """The flight's result, or unhealthy once time.monotonic() passes `deadline`."""
+        if flight.done.wait(max(deadline - time.monotonic(), 0)):
             assert flight.result is not None
             return flight.result
         return CheckResult(UNHEALTHY, timeout * 1000, f"No answer within {round(timeout * 1000)} ms")
+
+    def result(self, timeout: float) -> CheckResult:
+        return self.wait(self.start(timeout), timeout, time.monotonic() + timeout + GRACE_SECONDS)
 
     def _fly(self, flight: _Flight, timeout: float) -> None:
         started = time.perf_counter()
@@ -340,19 +349,6 @@ def _json(body: dict[str, Any], status: int) -> Response:
     return Response(orjson.dumps(body), status=status, mimetype="application/json", headers=NO_STORE)
 
 
-def _in_background(call: Callable[[], CheckResult]) -> Callable[[], CheckResult]:
-    """Start `call` in a thread now; the returned function waits for its result."""
-    box: list[CheckResult] = []
-    thread = threading.Thread(target=lambda: box.append(call()), name="health-probe", daemon=True)
-    thread.start()
-
-    def join() -> CheckResult:
-        thread.join()
-        return box[0]
-
-    return join
-
-
 @bp.get("/health")
 def health() -> Response:
     state = health_of(current_app)
@@ -360,10 +356,13 @@ def health() -> Response:
     if redis_url and state.redis is None:
         state.redis = SharedCheck("redis", redis_check(redis_url, state.timeout))
     # Redis is checked while the database is: a probe waits for the slower of the two, not for both in turn.
-    redis_pending = _in_background(lambda: state.redis.result(state.timeout)) if state.redis else None
+    deadline = time.monotonic() + state.timeout + GRACE_SECONDS
+    redis_flight = state.redis.start(state.timeout) if state.redis else None
     database = state.database_result()
-    redis = (redis_pending() if redis_pending else
-             CheckResult(SKIPPED, 0.0, "REDIS_URL is not set: cache and limits are kept in process memory"))
+    if state.redis and redis_flight:
+        redis = state.redis.wait(redis_flight, state.timeout, deadline)
+    else:
+        redis = CheckResult(SKIPPED, 0.0, "REDIS_URL is not set: cache and limits are kept in process memory")
     memory = memory_check(state.figures, state.memory_degraded_percent)
     if database.status == UNHEALTHY:
         status = UNHEALTHY
@@ -429,6 +428,10 @@ def live() -> Response:
 
 def init_app(app: Flask) -> None:
     config = app.config
+    if config["HEALTH_CHECK_TIMEOUT_MS"] < 1:
+        raise ConfigError("HEALTH_CHECK_TIMEOUT_MS must be at least 1 (milliseconds)")
+    if not 1 <= config["HEALTH_MEMORY_DEGRADED_PERCENT"] <= 100:
+        raise ConfigError("HEALTH_MEMORY_DEGRADED_PERCENT must be between 1 and 100")
     known, heads = read_scripts()
     app.extensions[EXTENSION] = Health(
         started=time.monotonic(), heads=heads or None, known=known, timeout=config["HEALTH_CHECK_TIMEOUT_MS"] / 1000,

@@ -4,8 +4,8 @@ A window's whole state is a flat mapping of counter name -> integer, so merging 
 instances, this process's unsent part and what Redis holds) is adding their counters, which Redis does for us with
 HINCRBY. Names:
 
-- `n`: requests; `us`: the sum of their durations in microseconds; `e`: those answered 5xx; `slow`: those at or
-  over SLOW_REQUEST_THRESHOLD
+- `n`: requests; `us`: the sum of their durations in microseconds; `e`: those answered 5xx; `slow`: those slower
+  than SLOW_REQUEST_THRESHOLD
 - `s:<status>`: requests per status code
 - `r:<METHOD /rule>`, `u:<METHOD /rule>`: requests and summed microseconds per route template
 - `h:<bucket>`: requests per duration bucket (see `bucket_of`), from which the percentiles are read
@@ -92,7 +92,7 @@ def _ms(value: float) -> float:
 
 
 def report(figures: Mapping[str, int], seconds: float) -> dict[str, Any]:
-    """The metrics of API.md "Monitoring" over `figures` that cover `seconds` of time."""
+    """The metrics of API.md "Monitoring" over `figures` that cover `seconds` of time (the rate's divisor)."""
     total = figures.get("n", 0)
     histogram = sorted((int(name[2:]), number) for name, number in figures.items()
                        if name.startswith("h:") and number > 0)

@@ -57,7 +57,6 @@ UNSENT_SLOTS = FINE_KEEP // FINE  # fine slots kept for Redis while it is away; 
 REDIS_TIMEOUT = 0.5  # seconds, to connect and for each reply
 READ_PAUSE = 5.0  # seconds the endpoints read only this process after a failed Redis read (unless a flush works)
 QUIET_SECONDS = 60.0
-STATEMENT_CHARS = 1000
 
 # A client may send any method name; counted under its own name only when it is one of these, else as OTHER, so a
 # stream of made-up methods cannot grow the counters (in process and in Redis) without bound.
@@ -90,7 +89,6 @@ class Window:
                                      retry=Retry(NoBackoff(), 1)) if redis_url else None)
         self.prefix = prefix
         self.slow_request_ms = slow_request_ms
-        self.started_at = time.time()
         self._lock = threading.Lock()  # guards the figures; held only to add or copy, never across I/O
         self._ticking = threading.Lock()  # one tick at a time (the task's, or a test's)
         self._pending: dict[int, Counter] = {}  # fine slot -> figures recorded since the last tick
@@ -172,10 +170,12 @@ class Window:
                 recent.kept.extend(recent.pending)
                 recent.unsent.extend(recent.pending)
                 recent.pending.clear()
+            dropped = 0
             if len(self._unsent) > UNSENT_SLOTS:
                 for slot in sorted(self._unsent)[: len(self._unsent) - UNSENT_SLOTS]:
                     del self._unsent[slot]
-                    self.dropped_slots += 1
+                    dropped += 1
+                self.dropped_slots += dropped
             if self.redis is None:
                 self._unsent.clear()
                 self.slow_requests.unsent.clear()
@@ -185,6 +185,9 @@ class Window:
             slow = {recent.key: list(recent.unsent) for recent in (self.slow_requests, self.slow_queries)}
         if not unsent and not any(slow.values()):
             return
+        if dropped:
+            self._complain("Redis has been away for over an hour: %s slots of 10 s of request figures (%s in all) "
+                           "will never reach it", dropped, self.dropped_slots)
         try:
             self._send(unsent, slow, now)
         except (RedisError, OSError) as exc:
@@ -261,9 +264,14 @@ class Window:
         self._reads_paused_until = time.monotonic() + READ_PAUSE
         self._complain("cannot read the monitoring window from Redis; reporting this process: %s", exc)
 
-    def metrics(self, seconds: float) -> dict[str, Any]:
-        counted, scope = self.figures(seconds)
-        return {**report(counted, seconds), "scope": scope}
+    def metrics(self, seconds: float, now: float | None = None) -> dict[str, Any]:
+        """The figures of the last `seconds`; the rate is over the span the slots read really cover (from the
+        start of the first to now), not `seconds`, which the slots may exceed by up to one slot."""
+        now = time.time() if now is None else now
+        counted, scope = self.figures(seconds, now)
+        grain = FINE if seconds <= FINE_KEEP else COARSE
+        covered = now - int(now - seconds) // grain * grain
+        return {**report(counted, covered), "scope": scope}
 
     def recent(self, recent: Recent, limit: int) -> list[dict[str, Any]]:
         """The latest `limit` entries, newest first, every instance's when Redis answers."""
