@@ -7,6 +7,9 @@
 up and answers the parsed value with `jsonify`, so the bytes match Fantasize's while the work per request is
 Flask's own: routing, a response object and JSON encoding; no database, Redis or extension. It runs under the same
 gunicorn.conf.py, worker class and worker count as Fantasize. Without BENCH_BODIES it serves nothing (404).
+
+`/health/live` is the baseline of the liveness probe: a route of its own that does nothing but answer the probe's
+body (Fantasize's, when BENCH_BODIES holds it, else `{"status": "alive"}`), encoded once, as Fantasize does.
 """
 
 from __future__ import annotations
@@ -21,6 +24,11 @@ from flask import Flask, abort, jsonify, request
 
 def create_app(bodies: dict[str, Any]) -> Flask:
     app = Flask(__name__)
+    alive = json.dumps(bodies.get("/health/live", {"status": "alive"}), separators=(",", ":")).encode()
+
+    @app.get("/health/live")
+    def live():
+        return app.response_class(alive, mimetype="application/json")
 
     @app.get("/<path:path>")
     def serve(path: str):

@@ -1,6 +1,6 @@
 """`bench/run`: Fantasize measured against bare Flask in one command, the table of issue 8 with every ratio.
 
-    bench/run [--quick] [--duration 10] [--rows list100,page-uncached,orders]
+    bench/run [--quick] [--duration 10] [--rows list100,page-uncached,monitoring,health-live,orders]
               [--workers 2] [--worker-class gthread] [--threads 8] [--worker-connections 1000] [--venv .venv]
     make bench BENCH_ARGS="--quick"
 
@@ -14,7 +14,11 @@ Everything runs on this machine, traffic goes to 127.0.0.1 only, and whatever th
    and bench/bare.py serving the bodies fetched from the first, parsed, with jsonify.
 3. Each read row, cached and uncached: wrk -t2 -c50 saturation (req/s, p99) for Fantasize then bare Flask, each
    after a warm-up; then hey -c 50 at a fixed offered rate (half of bare Flask's saturation rate for a cached row,
-   a quarter for an uncached one) for both.
+   a quarter for an uncached one) for both. Two rows of issue 14 are measured the same way against another
+   baseline: `monitoring`, the cached single product on the Fantasize above (ENABLE_PERFORMANCE_MONITORING=true)
+   against a third Fantasize with ENABLE_PERFORMANCE_MONITORING=false (the cost of the request recording, judged
+   by req/s and by worker CPU per request); `health-live`, the liveness probe against bare Flask's /health/live,
+   a route that does nothing but answer the probe's body.
 4. Order placement: 50 buyers registered through the API, wrk posting one line over 40 restocked products with a
    fresh Idempotency-Key per request; the stock arithmetic checked against the database; wrk's own CPU reported.
 5. Soak: the same cached URL with integer query parameters (SOAK_PATH) in SOAK_ROUNDS consecutive wrk runs on the
@@ -79,11 +83,20 @@ READS = {  # row key -> (path, the row's name); `{product}` is filled with the f
     "page": ("/api/v1/products", "`/api/v1/products` (default page)"),
     "product": ("/api/v1/products/{product}", "`/api/v1/products/<id>`"),
 }
+# Read rows with a baseline of their own (issue 14), measured like the cached rows: row key -> (path, name, whether
+# the page cache answers it, the Fantasize measured, its baseline server, the baseline's name in the table, the
+# goal, whether the goal holds for worker CPU per request too).
+OTHER_READS = {
+    "monitoring": ("/api/v1/products/{product}", "`/api/v1/products/<id>`, cached, monitoring on vs off", True,
+                   "fantasize", "unmonitored", "Fantasize, monitoring off", 0.95, True),
+    "health-live": ("/health/live", "`/health/live` (no I/O)", False, "fantasize", "bare", "bare Flask", 0.9, False),
+}
 NOT_READS = ("soak", "orders", "realtime")
 SOAK_PATH = "/api/v1/products?limit=20&page=1"  # a cached read with integer query parameters
 SOAK_ROUNDS = 6
-ROW_KEYS = [*(k for key in READS for k in (key, f"{key}-uncached")), *NOT_READS]
-ROW_GROUPS = {"all": ROW_KEYS, "cached": list(READS), "uncached": [f"{key}-uncached" for key in READS]}
+ROW_KEYS = [*(k for key in READS for k in (key, f"{key}-uncached")), *OTHER_READS, *NOT_READS]
+ROW_GROUPS = {"all": ROW_KEYS, "cached": list(READS), "uncached": [f"{key}-uncached" for key in READS],
+              "observability": list(OTHER_READS)}
 GOAL_CACHED, GOAL_UNCACHED = 0.9, 0.5  # Fantasize req/s over bare Flask's
 GOAL_ORDERS_PER_S, GOAL_ORDERS_P99_MS = 200, 500
 GOAL_RSS_RATIO = 2
@@ -297,10 +310,18 @@ class Server:
 
 @dataclass
 class ReadRow:
+    """One URL on a Fantasize server against a baseline server: bare Flask, or (`monitoring`) another Fantasize.
+    The `bare` fields hold the baseline's figures whatever it is."""
+
     key: str
     name: str
     path: str
-    cached: bool
+    cached: bool  # the page cache answers it (X-Cache: HIT expected after the warm-up)
+    server: str = "fantasize"  # run.servers key of the Fantasize measured
+    baseline: str = "bare"  # run.servers key of the baseline
+    baseline_name: str = "bare Flask"
+    goal_ratio: float | None = None  # None: GOAL_CACHED or GOAL_UNCACHED
+    judge_cpu: bool = False  # the goal holds for worker CPU per request too
     bytes: int = 0
     bare_bytes: int = 0
     fantasize: Saturation | None = None
@@ -313,12 +334,26 @@ class ReadRow:
         return self.fantasize.rate / self.bare.rate if self.bare.rate else 0.0
 
     @property
+    def cpu_ratio(self) -> float | None:
+        """The baseline's worker CPU per request over Fantasize's (higher is better, as for req/s)."""
+        mine, bare = self.fantasize.cpu_us_per_request, self.bare.cpu_us_per_request
+        return bare / mine if mine and bare else None
+
+    @property
     def goal(self) -> float:
+        if self.goal_ratio is not None:
+            return self.goal_ratio
         return GOAL_CACHED if self.cached else GOAL_UNCACHED
 
     @property
+    def light(self) -> bool:
+        """Cheap enough for the fixed load at half the baseline's rate (a quarter otherwise)."""
+        return self.cached or self.goal_ratio is not None
+
+    @property
     def met(self) -> bool:
-        return self.ratio >= self.goal and self.fantasize.error_count == 0
+        cpu_ok = not self.judge_cpu or (self.cpu_ratio or 0.0) >= self.goal
+        return self.ratio >= self.goal and cpu_ok and self.fantasize.error_count == 0
 
     @property
     def latency_limit_ms(self) -> float:
@@ -493,10 +528,15 @@ def start_servers(run: Run) -> None:
     wanted = {"fantasize"}
     if any(key.endswith("-uncached") for key in run.rows):
         wanted.add("uncached")
-    for name, cache in (("fantasize", "true"), ("uncached", "false")):
+    if "monitoring" in run.rows:
+        wanted.add("unmonitored")
+    for name, cache, monitoring in (("fantasize", "true", "true"), ("uncached", "false", "true"),
+                                    ("unmonitored", "true", "false")):
         if name in wanted:
-            env = {**run.env_base, "APP_PORT": str(free_port()), "CACHE_ENABLED": cache}
-            server = Server(f"Fantasize (CACHE_ENABLED={cache})", "wsgi:app", env, options, logs / f"{name}.log",
+            env = {**run.env_base, "APP_PORT": str(free_port()), "CACHE_ENABLED": cache,
+                   "ENABLE_PERFORMANCE_MONITORING": monitoring}
+            label = f"CACHE_ENABLED={cache}" + ("" if monitoring == "true" else ", ENABLE_PERFORMANCE_MONITORING=false")
+            server = Server(f"Fantasize ({label})", "wsgi:app", env, options, logs / f"{name}.log",
                             run.bin / "gunicorn")
             run.servers[name] = server  # before it starts, so that a failed start is stopped too
             server.start("/api/v1/versions")
@@ -510,19 +550,31 @@ def fetch_bodies(run: Run) -> None:
     for key in run.rows:
         if key in NOT_READS:
             continue
-        base = key.removesuffix("-uncached")
-        path, name = READS[base]
-        path = path.format(product=product)
-        server = run.servers["fantasize" if key == base else "uncached"]
-        response = session.get(server.url + path, timeout=30)
+        if key in OTHER_READS:
+            path, name, cached, mine, baseline, baseline_name, goal, judge_cpu = OTHER_READS[key]
+            row = ReadRow(key, name, path.format(product=product), cached, mine, baseline, baseline_name, goal,
+                          judge_cpu)
+        else:
+            base = key.removesuffix("-uncached")
+            path, name = READS[base]
+            row = ReadRow(key, f"{name}, {'cached' if key == base else 'uncached'}", path.format(product=product),
+                          key == base, "fantasize" if key == base else "uncached")
+        server = run.servers[row.server]
+        response = session.get(server.url + row.path, timeout=30)
         if response.status_code != 200:
-            raise HarnessError(f"{server.name} answered {response.status_code} to {path}: {response.text[:500]}")
-        if path in bodies and json.loads(response.content) != bodies[path]:
-            run.notes.append(f"{path}: the uncached instance's body differs from the cached one's")
-        bodies.setdefault(path, response.json())
-        run.reads.append(ReadRow(key, f"{name}, {'cached' if key == base else 'uncached'}", path, key == base,
-                                 bytes=len(response.content)))
-    if not run.reads:
+            raise HarnessError(f"{server.name} answered {response.status_code} to {row.path}: {response.text[:500]}")
+        if row.path in bodies and json.loads(response.content) != bodies[row.path]:
+            run.notes.append(f"{row.path}: the {key} row's body differs from another row's")
+        bodies.setdefault(row.path, response.json())
+        row.bytes = len(response.content)
+        run.reads.append(row)
+        if row.baseline != "bare":  # another Fantasize: the same body, from the same database
+            other = session.get(run.servers[row.baseline].url + row.path, timeout=30)
+            if other.status_code != 200 or json.loads(other.content) != bodies[row.path]:
+                raise HarnessError(f"{run.servers[row.baseline].name} does not answer {row.path} alike")
+            row.bare_bytes = len(other.content)
+    against_bare = [row for row in run.reads if row.baseline == "bare"]
+    if not against_bare:
         return
     bodies_file = RESULTS / "bodies.json"
     bodies_file.write_text(json.dumps(bodies), encoding="utf-8")
@@ -530,8 +582,8 @@ def fetch_bodies(run: Run) -> None:
     bare = Server("bare Flask (bench/bare.py)", "bench.bare:app", env, gunicorn_options(run.args),
                   RESULTS / "logs" / "bare.log", run.bin / "gunicorn")
     run.servers["bare"] = bare
-    bare.start(run.reads[0].path)
-    for row in run.reads:
+    bare.start(against_bare[0].path)
+    for row in against_bare:
         response = session.get(bare.url + row.path, timeout=30)
         if response.status_code != 200 or response.json() != bodies[row.path]:
             raise HarnessError(f"bare Flask does not serve Fantasize's body for {row.path}")
@@ -540,39 +592,40 @@ def fetch_bodies(run: Run) -> None:
 
 def measure_read(run: Run, row: ReadRow) -> None:
     seconds, warm = run.args.duration, run.warm_s
-    mine = run.servers["fantasize" if row.cached else "uncached"]
-    bare = run.servers["bare"]
-    for label, server, attr in (("Fantasize", mine, "fantasize"), ("bare Flask", bare, "bare")):
+    mine = run.servers[row.server]
+    bare = run.servers[row.baseline]
+    for label, server, attr in (("Fantasize", mine, "fantasize"), (row.baseline_name, bare, "bare")):
         wrk(server.url + row.path, warm)  # keep-alive connections, pools, and for a cached row the stored page
-        if server is mine:
+        if server is mine or row.baseline != "bare":
             state = requests.get(server.url + row.path, timeout=30).headers.get("X-Cache")
             if (state == "HIT") != row.cached:
-                run.notes.append(f"{row.key}: after the warm-up Fantasize answered X-Cache: {state}")
+                run.notes.append(f"{row.key}: after the warm-up {label} answered X-Cache: {state}")
         cpu_before = server.worker_cpu_s()
         result = wrk(server.url + row.path, seconds)
         result.server_cpu_s = server.worker_cpu_s() - cpu_before
         setattr(row, attr, result)
         log(f"{row.key}: {label} {result.rate:,.0f} req/s, p99 {result.p99_ms:,.1f} ms"
             + (f", errors {result.errors}" if result.errors else ""))
-    offered = row.bare.rate / (2 if row.cached else 4)
-    for label, server, attr in (("Fantasize", mine, "fixed_fantasize"), ("bare Flask", bare, "fixed_bare")):
+    offered = row.bare.rate / (2 if row.light else 4)
+    for label, server, attr in (("Fantasize", mine, "fixed_fantasize"), (row.baseline_name, bare, "fixed_bare")):
         result = hey(server.url + row.path, seconds, offered)
         setattr(row, attr, result)
         log(f"{row.key}: {label} at {offered:,.0f} req/s offered: {result.achieved:,.0f} achieved, "
             f"p99 {fmt_ms(result.p99_ms)}" + ("" if result.ok else f", statuses {result.statuses} "
                                                                   f"errors {result.errors}"))
-    for label, load in (("Fantasize", row.fantasize), ("bare Flask", row.bare)):
+    for label, load in (("Fantasize", row.fantasize), (row.baseline_name, row.bare)):
         if load.errors:
             run.notes.append(f"{row.key}: wrk counted errors for {label}: {load.errors}")
-    for label, load in (("Fantasize", row.fixed_fantasize), ("bare Flask", row.fixed_bare)):
+    for label, load in (("Fantasize", row.fixed_fantasize), (row.baseline_name, row.fixed_bare)):
         if not load.ok:
             run.notes.append(f"{row.key}: hey at {offered:,.0f} req/s got {label} statuses {load.statuses}, "
                              f"{load.errors} errors")
     if not row.fixed_bare.sustained:
-        run.notes.append(f"{row.key}: bare Flask itself did not sustain {offered:,.0f} req/s "
+        run.notes.append(f"{row.key}: {row.baseline_name} itself did not sustain {offered:,.0f} req/s "
                          f"({row.fixed_bare.achieved:,.0f}); the machine was busy")
     if row.bare_bytes != row.bytes:
-        run.notes.append(f"{row.key}: bare Flask's body is {row.bare_bytes:,} bytes, Fantasize's {row.bytes:,}")
+        run.notes.append(f"{row.key}: {row.baseline_name}'s body is {row.bare_bytes:,} bytes, Fantasize's "
+                         f"{row.bytes:,}")
 
 
 def measure_soak(run: Run) -> None:
@@ -743,24 +796,26 @@ def render(run: Run) -> str:
         out += ["## Saturation", ""]
         rows = []
         for row in run.reads:
-            size = f"{row.bytes:,}" + ("" if row.bare_bytes == row.bytes else f" (bare {row.bare_bytes:,})")
+            size = f"{row.bytes:,}" + ("" if row.bare_bytes == row.bytes else f" (baseline {row.bare_bytes:,})")
             mine, bare = row.fantasize.cpu_us_per_request, row.bare.cpu_us_per_request
-            rows.append([row.name, size, fmt_rate(row.fantasize.rate),
-                         fmt_ms(row.fantasize.p99_ms), fmt_rate(row.bare.rate), f"{row.ratio:.2f}",
-                         f">= {row.goal:g}x", yes(row.met), fmt_us(mine), fmt_us(bare),
-                         f"{bare / mine:.2f}" if mine and bare else "-"])
-        out += table(["row", "bytes", "Fantasize req/s", "p99", "bare Flask req/s", "ratio", "goal", "met?",
-                      "Fantasize worker CPU/req", "bare worker CPU/req", "CPU ratio"],
-                     rows, {1, 2, 3, 4, 5, 8, 9, 10})
-        out += ["", "Worker CPU per request: the servers' gunicorn workers' user + system CPU during the wrk run, "
-                "divided by the requests answered (the database's and Redis's own CPU not included). It depends "
-                "less than req/s on what else the shared cores run; the CPU ratio is bare Flask's over "
-                "Fantasize's."]
+            goal = f">= {row.goal:g}x" + (" (req/s and CPU/req)" if row.judge_cpu else "")
+            rows.append([row.name, size, fmt_rate(row.fantasize.rate), fmt_ms(row.fantasize.p50_ms),
+                         fmt_ms(row.fantasize.p99_ms), row.baseline_name, fmt_rate(row.bare.rate),
+                         fmt_ms(row.bare.p50_ms), fmt_ms(row.bare.p99_ms), f"{row.ratio:.2f}", goal, yes(row.met),
+                         fmt_us(mine), fmt_us(bare), f"{row.cpu_ratio:.2f}" if row.cpu_ratio else "-"])
+        out += table(["row", "bytes", "Fantasize req/s", "p50", "p99", "baseline", "baseline req/s", "baseline p50",
+                      "baseline p99", "ratio", "goal", "met?", "Fantasize worker CPU/req", "baseline worker CPU/req",
+                      "CPU ratio"], rows, {1, 2, 3, 4, 6, 7, 8, 9, 12, 13, 14})
+        out += ["", "Baseline: bare Flask (bench/bare.py) serving the same body, except where the row says "
+                "otherwise (`monitoring`: the same Fantasize with ENABLE_PERFORMANCE_MONITORING=false). Worker CPU "
+                "per request: the servers' gunicorn workers' user + system CPU during the wrk run, divided by the "
+                "requests answered (the database's and Redis's own CPU not included). It depends less than req/s on "
+                "what else the shared cores run; the CPU ratio is the baseline's over Fantasize's."]
         out += ["", "## Latency under a fixed offered load", "",
                 f"hey -c {CONNECTIONS} -q (offered / {CONNECTIONS}) for {run.args.duration:g}s; offered = half of "
-                "bare Flask's saturation rate for a cached row, a quarter for an uncached one. Goal: sustains the "
-                f"rate (>= {SUSTAINED:.0%} of it), every answer 200, p99 <= 2x bare Flask's p99 or bare + 20 ms "
-                "(the larger).", ""]
+                "the baseline's saturation rate for a cached row or a probe, a quarter for an uncached one. Goal: "
+                f"sustains the rate (>= {SUSTAINED:.0%} of it), every answer 200, p99 <= 2x the baseline's p99 or "
+                "the baseline's + 20 ms (the larger).", ""]
         rows = []
         for row in run.reads:
             mine, bare = row.fixed_fantasize, row.fixed_bare
@@ -768,8 +823,8 @@ def render(run: Run) -> str:
                          fmt_rate(mine.achieved), fmt_ms(mine.p50_ms), fmt_ms(mine.p99_ms), fmt_rate(bare.achieved),
                          fmt_ms(bare.p50_ms), fmt_ms(bare.p99_ms), f"<= {fmt_ms(row.latency_limit_ms)}",
                          yes(row.latency_met)])
-        out += table(["row", "offered req/s", "Fantasize req/s", "p50", "p99", "bare Flask req/s", "bare p50",
-                      "bare p99", "p99 goal", "met?"], rows, set(range(1, 9)))
+        out += table(["row", "offered req/s", "Fantasize req/s", "p50", "p99", "baseline req/s", "baseline p50",
+                      "baseline p99", "p99 goal", "met?"], rows, set(range(1, 9)))
     if run.soak:
         soak = run.soak
         first, last = soak.rounds[0], soak.rounds[-1]

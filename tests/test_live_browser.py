@@ -15,12 +15,8 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import queue
 import shutil
-import subprocess
-import threading
 from collections.abc import Iterator
-from html.parser import HTMLParser
 from pathlib import Path
 from typing import Any
 from uuid import uuid4
@@ -32,24 +28,19 @@ from flask import Flask
 from config import TestingConfig
 from fantasize import create_app
 from fantasize.platform.security import LIVE_POLICY
+from tests.browser import NODE_TESTS, Driver, PageParts, assert_clean, find_node, policy_header
 from tests.conftest import database_url
 from tests.factories import PASSWORD
 from tests.live_server import ROOT, LiveServer
 from tests.support import delete_prefix, shared_redis, skip_or_fail
 
-NODE_TESTS = ROOT / "tests" / "node"
 DRIVER = NODE_TESTS / "live_browser.js"
 STATIC = ROOT / "fantasize" / "realtime" / "static"
 VENDORED = STATIC / "vendor" / "socket.io"
 PACKAGE = NODE_TESTS / "node_modules" / "socket.io-client"
 README_SCREENSHOT = ROOT / "docs" / "live.png"
-CHROMIUM = "/usr/bin/chromium"
 
 on_postgresql = pytest.mark.parametrize("backend", ["postgresql"])
-
-
-def policy_header(policy: dict[str, str]) -> str:
-    return "; ".join(f"{name} {value}".strip() for name, value in policy.items())
 
 
 # The page and its assets, without a browser
@@ -61,27 +52,6 @@ def page_client(tmp_path_factory):
     folder = tmp_path_factory.mktemp("live-page")
     app = create_app(TestingConfig, {"SQLALCHEMY_DATABASE_URI": f"sqlite:///{folder / 'unused.db'}"})
     return app.test_client()
-
-
-class PageParts(HTMLParser):
-    """Every tag with its attributes, and the text inside <script> and <style> elements."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.tags: list[tuple[str, dict[str, str | None]]] = []
-        self.inline: list[str] = []
-        self._inside: str | None = None
-
-    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
-        self.tags.append((tag, dict(attrs)))
-        self._inside = tag if tag in ("script", "style") else None
-
-    def handle_endtag(self, tag: str) -> None:
-        self._inside = None
-
-    def handle_data(self, data: str) -> None:
-        if self._inside and data.strip():
-            self.inline.append(f"<{self._inside}>{data.strip()[:60]}")
 
 
 def test_the_page_loads_only_its_own_files_and_nothing_inline(page_client):
@@ -129,68 +99,9 @@ def test_the_shipped_socket_io_client_is_the_pinned_npm_package():
 # The browser
 
 
-class Driver:
-    """tests/node/live_browser.js: one command per line in, one answer per line out."""
-
-    def __init__(self, node: str, log_path: Path) -> None:
-        self.log = open(log_path, "ab")  # noqa: SIM115  (closed by close())
-        self.process = subprocess.Popen(
-            [node, str(DRIVER)], cwd=NODE_TESTS, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=self.log,
-            text=True, env={**os.environ, "CHROMIUM": CHROMIUM},
-        )
-        self.answers: queue.Queue[str | None] = queue.Queue()
-        threading.Thread(target=self._read, daemon=True).start()
-        self.sent = 0
-        ready = self._next(timeout=60)
-        if not ready.get("ready"):
-            self.close()
-            pytest.fail(f"the browser did not start: {ready.get('error')}")
-
-    def _read(self) -> None:
-        for line in self.process.stdout:
-            self.answers.put(line)
-        self.answers.put(None)
-
-    def _next(self, timeout: float) -> dict[str, Any]:
-        try:
-            line = self.answers.get(timeout=timeout)
-        except queue.Empty:
-            pytest.fail(f"the browser driver said nothing for {timeout} s")
-        if line is None:
-            pytest.fail(f"the browser driver exited with {self.process.wait()}")
-        return json.loads(line)
-
-    def send(self, cmd: str, *, check: bool = True, timeout: float = 60, **fields: Any) -> dict[str, Any]:
-        self.sent += 1
-        self.process.stdin.write(json.dumps({"id": self.sent, "cmd": cmd, **fields}) + "\n")
-        self.process.stdin.flush()
-        answer = self._next(timeout)
-        assert answer.get("id") == self.sent, answer
-        if check:
-            assert answer["ok"], f"{cmd}: {answer.get('error')}"
-        return answer
-
-    def close(self) -> None:
-        if self.process.poll() is None:
-            try:
-                self.send("close", check=False, timeout=20)
-                self.process.wait(timeout=20)
-            except (OSError, subprocess.TimeoutExpired, pytest.fail.Exception):
-                self.process.kill()
-                self.process.wait()
-        self.log.close()
-
-
 @pytest.fixture(scope="module")
 def node() -> str:
-    path = shutil.which("node")
-    if path is None:
-        skip_or_fail("Node.js is not installed (Debian: apt-get install nodejs)")
-    if not (NODE_TESTS / "node_modules" / "playwright-core" / "package.json").is_file():
-        skip_or_fail("playwright-core is not installed: run `make tests/node/node_modules/.installed`")
-    if not os.access(CHROMIUM, os.X_OK):
-        skip_or_fail(f"Chromium is not installed at {CHROMIUM} (Debian: apt-get install chromium)")
-    return path
+    return find_node()
 
 
 @pytest.fixture(scope="module")
@@ -213,7 +124,7 @@ def live(node, tmp_root, redis_settings) -> Iterator[LiveServer]:
 
 @pytest.fixture(scope="module")
 def browser(node, live, tmp_root) -> Iterator[Driver]:
-    driver = Driver(node, tmp_root / "live-browser-driver.log")
+    driver = Driver(node, DRIVER, tmp_root / "live-browser-driver.log")
     yield driver
     driver.close()
 
@@ -229,15 +140,6 @@ def app(make_app, redis_settings) -> Iterator[Flask]:
 def api(server: LiveServer, method: str, path: str, token: str, **options: Any) -> requests.Response:
     return requests.request(method, f"{server.url}/api/v1{path}", headers={"Authorization": f"Bearer {token}"},
                             timeout=10, **options)
-
-
-def assert_clean(report: dict[str, Any]) -> None:
-    """Nothing in the console, no uncaught error, no refused or failed request, no policy violation."""
-    assert report["violations"] == []
-    assert report["console"] == []
-    assert report["pageErrors"] == []
-    assert report["failedRequests"] == []
-    assert report["errorResponses"] == []
 
 
 @on_postgresql

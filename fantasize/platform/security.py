@@ -40,8 +40,11 @@ DOCS_POLICY = {
 }
 # /live, the reference Socket.IO client: its own script and style files, and sockets to its own origin only.
 LIVE_POLICY = {**DOCS_POLICY, "default-src": "'self'"}
+# /ops, the administrators' figures: its own script, style sheet and icon, and JSON requests to its own origin; the
+# charts are drawn on canvases by the script, so nothing else (no font, no frame, no socket) is let in.
+OPS_POLICY = {**DOCS_POLICY, "img-src": "'self'"}
 # Endpoint name -> policy, for the pages that need more than API_POLICY.
-PAGE_POLICIES: dict[str, dict[str, str]] = {"docs.index": DOCS_POLICY, "live.page": LIVE_POLICY}
+PAGE_POLICIES: dict[str, dict[str, str]] = {"docs.index": DOCS_POLICY, "live.page": LIVE_POLICY, "ops.page": OPS_POLICY}
 # Probes and scrapers call the instance itself over plain HTTP; a redirect to HTTPS would only fail them.
 HTTPS_EXEMPT_PATHS = ("/health", "/metrics")
 REFERRER_POLICY = "no-referrer"
