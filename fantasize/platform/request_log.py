@@ -20,6 +20,7 @@ import uuid
 from typing import Any
 
 from flask import Flask, Response, g, has_request_context, request
+from sqlalchemy import inspect
 
 from config import ConfigError
 
@@ -125,7 +126,9 @@ def note_for_request_line(response: Response) -> Response:
     rule = request.url_rule
     environ[ROUTE_KEY] = rule.rule if rule is not None else None
     user = g.get("current_user")
-    environ[USER_KEY] = user.id if user is not None else None
+    # From the identity map, never `user.id`: after a commit the attributes are expired and reading one is a SELECT.
+    identity = inspect(user).identity if user is not None else None
+    environ[USER_KEY] = identity[0] if identity else None
     return response
 
 
