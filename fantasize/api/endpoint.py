@@ -56,6 +56,8 @@ def load_query(schema_cls: type[Schema]) -> dict[str, Any]:
     try:
         return schema_instance(schema_cls).load(request.args.to_dict())
     except ValidationError as exc:
+        if getattr(schema_cls, "refused_status", 400) == 422:
+            raise ValidationFailed("Invalid query parameters", details=exc.normalized_messages()) from exc
         raise BadRequest("Invalid query parameters", details=exc.normalized_messages()) from exc
 
 

@@ -482,7 +482,7 @@ def _error_statuses(entry: Entry, rate_limited: bool) -> list[int]:
     if spec.body is not None or spec.files:
         statuses |= {400, 413, 415, 422}  # malformed or too deep, too large, not the declared type, fails the schema
     if spec.query is not None:
-        statuses.add(400)  # a bad query value
+        statuses.add(getattr(spec.query, "refused_status", 400))  # a bad query value
     if entry.path_parameters:
         statuses.add(404)  # no such row, or a value that cannot be an id
     if spec.auth:

@@ -98,7 +98,10 @@ class CamelSchema(InputSchema):
 
 
 class QuerySchema(InputSchema):
-    """Query strings tolerate unknown parameters (cache busters, `version`); bad values are 400."""
+    """Query strings tolerate unknown parameters (cache busters, `version`); bad values are 400 (API.md "Errors"),
+    or `refused_status` where a schema's issue asks for another."""
+
+    refused_status = 400
 
     class Meta:
         unknown = EXCLUDE
