@@ -196,6 +196,9 @@ class Config:
     RATE_LIMIT_MAX_REQUESTS = _int("RATE_LIMIT_MAX_REQUESTS", 100)
     RATE_LIMIT_AUTH = _env("RATE_LIMIT_AUTH", "5 per 15 minutes")
     RATE_LIMIT_ADMIN = _env("RATE_LIMIT_ADMIN", "50 per 5 minutes")
+    # The read-only figures an administrator's /ops page polls (performance metrics, slow requests, summary,
+    # real-time stats), per user: room for the page's four readings every 2 s.
+    RATE_LIMIT_MONITORING = _env("RATE_LIMIT_MONITORING", "1000 per 5 minutes")
     RATE_LIMIT_UPLOAD = _env("RATE_LIMIT_UPLOAD", "10 per hour")
     RATE_LIMIT_ORDER = _env("RATE_LIMIT_ORDER", "10 per hour")
     RATE_LIMIT_AUTH_MULTIPLIER = _int("RATE_LIMIT_AUTH_MULTIPLIER", 5)
@@ -280,6 +283,7 @@ class TestingConfig(Config):
     RATE_LIMIT_MAX_REQUESTS = _int("RATE_LIMIT_MAX_REQUESTS", 1_000_000)
     RATE_LIMIT_AUTH = _env("RATE_LIMIT_AUTH", "1000000 per 15 minutes")
     RATE_LIMIT_ADMIN = _env("RATE_LIMIT_ADMIN", "1000000 per 5 minutes")
+    RATE_LIMIT_MONITORING = _env("RATE_LIMIT_MONITORING", "1000000 per 5 minutes")
     RATE_LIMIT_UPLOAD = _env("RATE_LIMIT_UPLOAD", "1000000 per hour")
     RATE_LIMIT_ORDER = _env("RATE_LIMIT_ORDER", "1000000 per hour")
     RATE_LIMIT_PASSWORD_RESET_PER_EMAIL = _env("RATE_LIMIT_PASSWORD_RESET_PER_EMAIL", "1000000 per hour")

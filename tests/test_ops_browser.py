@@ -288,16 +288,16 @@ def test_a_phone_and_a_session_the_server_ends(live, browser, factory):
 
 
 @on_postgresql
-def test_a_spent_admin_budget_pauses_the_readings_without_ending_the_session(node, browser, factory, tmp_root,
+def test_a_spent_monitoring_budget_pauses_the_readings_without_ending_the_session(node, browser, factory, tmp_root,
                                                                             redis_settings):
-    """RATE_LIMIT_ADMIN (production: 50 per 5 minutes) counts the page's four admin readings per tick: once it is
-    spent the page keeps what it shows, says so, and waits for the Retry-After the server sends."""
+    """RATE_LIMIT_MONITORING (production: 1000 per 5 minutes) counts the page's four admin readings per tick: once
+    it is spent the page keeps what it shows, says so, and waits for the Retry-After the server sends."""
     admin = factory.admin()
     email = admin.email
     prefix = f"{redis_settings['CACHE_KEY_PREFIX']}limited:"
     env = {"DATABASE_URL": database_url("postgresql", tmp_root), "REDIS_URL": redis_settings["REDIS_URL"],
            "CACHE_KEY_PREFIX": prefix, "RATE_LIMIT_KEY_PREFIX": f"{prefix}limits",
-           "RATE_LIMIT_ADMIN": "10 per 5 minutes"}
+           "RATE_LIMIT_MONITORING": "10 per 5 minutes"}
     with LiveServer(env, workers=1, log_path=tmp_root / "ops-limited-server.log") as server:
         browser.send("open", url=f"{server.url}/ops?interval=1")
         signed_in = browser.send("signIn", email=email, password=PASSWORD)

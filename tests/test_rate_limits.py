@@ -315,6 +315,23 @@ def test_the_admin_tier_is_one_budget_per_admin_across_the_admin_routes(limited)
     assert client.get(ME, headers=first).status_code == 200  # not an admin-only route
 
 
+def test_the_figures_ops_polls_have_a_budget_of_their_own_apart_from_the_admin_tier(limited):
+    """/ops reads four figures every few seconds: they spend RATE_LIMIT_MONITORING, never the admin tier's budget
+    for the routes that change the shop, and the admin routes do not spend theirs."""
+    app = limited(RATE_LIMIT_ADMIN="2 per 5 minutes", RATE_LIMIT_MONITORING="4 per 5 minutes")
+    admin, other = signed_in(app, admin=True), signed_in(app, admin=True)
+    client = app.test_client()
+    reads = [client.get(f"{API}/{path}", headers=admin) for path in (
+        "admin/performance/metrics", "admin/performance/slow-requests", "admin/performance/summary",
+        "admin/realtime/stats", "admin/performance/metrics")]
+    assert statuses(reads) == [200, 200, 200, 200, 429]
+    assert_rate_limited(reads[-1], limit=4, window_seconds=300)
+    assert client.head(f"{API}/admin/performance/summary", headers=admin).status_code == 429  # HEAD is the GET
+    changes = [client.get(f"{API}/admin/dashboard", headers=admin) for _ in range(3)]
+    assert statuses(changes) == [200, 200, 429]  # the admin tier's own 2, untouched by the 5 reads
+    assert client.get(f"{API}/admin/performance/metrics", headers=other).status_code == 200  # per admin
+
+
 def test_the_upload_tier_is_per_user(limited):
     app = limited(RATE_LIMIT_UPLOAD="2 per hour")
     ada, bob = signed_in(app), signed_in(app)

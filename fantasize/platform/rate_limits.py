@@ -4,7 +4,8 @@ Tiers, each from config.py:
 - general, on every route, counted per route (all versions of a route share one counter): a signed-in user by
   user id gets RATE_LIMIT_MAX_REQUESTS x RATE_LIMIT_AUTH_MULTIPLIER per RATE_LIMIT_WINDOW_MS, anyone else by IP
   gets RATE_LIMIT_MAX_REQUESTS;
-- auth (per IP), admin, upload and order (per user): one budget per client for all the routes of the tier;
+- auth (per IP), admin, monitoring (the figures /ops polls), upload and order (per user): one budget per client
+  for all the routes of the tier;
 - password-email: forgot-password also per email address, whichever IP asks.
 Admin routes are the views whose `@endpoint` declares auth="admin"; the others are named in TIERS. Both are
 read when the app is built, which is why `init_app` runs after the API is registered (also so that a 429 comes
@@ -138,10 +139,16 @@ class Tier:
     needs_email: bool = False
 
 
+# Read-only figures that an administrator's dashboard (/ops) asks for every few seconds: a tier of their own, so
+# watching the shop does not spend the budget of the admin routes that change it.
+MONITORING_READS = ("GET /admin/performance/metrics", "GET /admin/performance/slow-requests",
+                    "GET /admin/performance/summary", "GET /admin/realtime/stats")
+
 TIERS = {
     "auth": Tier("RATE_LIMIT_AUTH", ip_key, ("POST /auth/login", "POST /auth/register", FORGOT_PASSWORD,
                                              "POST /auth/password/reset")),
     "admin": Tier("RATE_LIMIT_ADMIN", client_key, admin_routes=True),
+    "monitoring": Tier("RATE_LIMIT_MONITORING", client_key, MONITORING_READS),
     "upload": Tier("RATE_LIMIT_UPLOAD", client_key, ("POST /uploads",)),
     "order": Tier("RATE_LIMIT_ORDER", client_key, ("POST /orders",)),
     "password-email": Tier("RATE_LIMIT_PASSWORD_RESET_PER_EMAIL", email_key, (FORGOT_PASSWORD,), needs_email=True),
@@ -177,9 +184,10 @@ def route_tiers(app: Flask) -> dict[tuple[str, str], frozenset[str]]:
         spec = getattr(app.view_functions[rule.endpoint], "endpoint_spec", None)
         admin_only = spec is not None and spec.auth == "admin"
         for method in rule.methods - {"OPTIONS"}:  # HEAD runs the GET view: it counts like GET
-            route = f"{method} {rule.rule[len(prefix):]}"
+            route = f"{'GET' if method == 'HEAD' else method} {rule.rule[len(prefix):]}"
             tiers = frozenset(name for name, tier in TIERS.items()
-                              if route in tier.routes or (tier.admin_routes and admin_only))
+                              if route in tier.routes
+                              or (tier.admin_routes and admin_only and route not in MONITORING_READS))
             if tiers and spec is not None and spec.cache and method in ("GET", "HEAD"):
                 # A cached read's budget is one Redis round trip: the general limit's hit, carrying the page lookup.
                 raise RuntimeError(f"rate-limit tiers {sorted(tiers)} would add Redis round trips to the cached "

@@ -14,8 +14,8 @@ polls every few seconds what the API already answers:
 - GET /health: the dependencies; GET /api/v1/admin/realtime/stats: the connected sockets.
 
 The page is served whether or not ENABLE_PERFORMANCE_MONITORING is on: with it off, the page says so (the endpoints
-answer `enabled: false`). Four of the readings are admin routes, counted by RATE_LIMIT_ADMIN: on a 429 the page
-waits for the Retry-After the server sends.
+answer `enabled: false`). Four of the readings are counted by the monitoring rate-limit tier (RATE_LIMIT_MONITORING,
+apart from the admin routes that change the shop): on a 429 the page waits for the Retry-After the server sends.
 """
 
 from __future__ import annotations

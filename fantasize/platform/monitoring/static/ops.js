@@ -12,7 +12,7 @@
  * The charts plot each metrics reading as one point: rolling figures over the window (`?window=` in ms, default
  * 60000), not per-interval counts. The last MAX_POINTS points are kept in memory and drawn on canvases by this
  * script. Everything shown is set as text (textContent), never parsed as HTML.
- * Four of the five readings are admin routes, counted by the admin rate-limit tier (RATE_LIMIT_ADMIN): when it
+ * Four of the five readings are counted by the monitoring rate-limit tier (RATE_LIMIT_MONITORING): when it
  * answers 429 the page keeps what it shows and reads again after the Retry-After the server sent.
  */
 (function () {
@@ -504,7 +504,7 @@
       document.body.dataset.ticks = String(state.ticks);
       var limited = results.filter(function (r) { return r.status === 429; });
       if (limited.length) {
-        // The admin tier's budget (RATE_LIMIT_ADMIN) is spent: wait as long as the server asks before reading again.
+        // The monitoring tier's budget (RATE_LIMIT_MONITORING) is spent: wait as long as the server asks before reading again.
         var waitS = Math.max(state.intervalS, Math.max.apply(null, limited.map(function (r) { return r.retryAfterS; })));
         setStatus("limited", "Rate limited · next reading in " + formatDuration(waitS));
         schedule(waitS * 1000);
