@@ -288,8 +288,8 @@ def test_a_phone_and_a_session_the_server_ends(live, browser, factory):
 
 
 @on_postgresql
-def test_a_spent_monitoring_budget_pauses_the_readings_without_ending_the_session(node, browser, factory, tmp_root,
-                                                                            redis_settings):
+def test_a_spent_monitoring_budget_pauses_the_readings_without_ending_the_session(
+        node, browser, factory, tmp_root, redis_settings):
     """RATE_LIMIT_MONITORING (production: 1000 per 5 minutes) counts the page's four admin readings per tick: once
     it is spent the page keeps what it shows, says so, and waits for the Retry-After the server sends."""
     admin = factory.admin()
