@@ -28,7 +28,7 @@ def create_app(config: type | str | None = None, overrides: dict[str, Any] | Non
     register_subscribers(app)
     register_realtime(app)
     register_metrics(app)
-    register_request_lines(app)
+    register_outer_layers(app)
     register_commands(app)
     return app
 
@@ -117,9 +117,11 @@ def register_metrics(app: Flask) -> None:
     prometheus.init_app(app)
 
 
-def register_request_lines(app: Flask) -> None:
-    from fantasize.platform import request_log
+def register_outer_layers(app: Flask) -> None:
+    from fantasize.platform import health, request_log
 
+    # Liveness probes are answered in front of everything else (health.answer_live_probes).
+    app.wsgi_app = health.answer_live_probes(app.wsgi_app)
     # Around everything, Socket.IO's middleware included: one log line per HTTP request.
     request_log.wrap(app)
 

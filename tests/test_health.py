@@ -28,6 +28,7 @@ from flask import Flask
 from config import ConfigError, TestingConfig
 from fantasize import create_app
 from fantasize.extensions import db
+from fantasize.platform import monitoring
 from fantasize.platform.health import EXTENSION, MIGRATIONS, script_heads
 from tests.conftest import database_url
 from tests.live_server import ROOT, LiveServer, free_port
@@ -246,6 +247,29 @@ def test_live_answers_without_touching_any_dependency(standalone):
     assert_check(health.json["checks"]["database"], "unhealthy")
     ready = client.get("/health/ready")
     assert ready.status_code == 503 and ready.json["checks"]["migrations"]["status"] == "unhealthy"
+
+
+def test_live_probes_after_the_first_are_answered_in_front_of_flask_with_the_views_answer(standalone):
+    """The first probe reaches the view; later ones get its status, body and shared headers without Flask (no
+    request hook runs: monitoring counts only the first), each with its own X-Request-ID."""
+    app = standalone(SQLALCHEMY_DATABASE_URI=f"postgresql://postgres@127.0.0.1:{free_port()}/none")
+    samples = []
+    monitoring.on_request(app, samples.append)
+    client = app.test_client()
+    first = client.get("/health/live", headers={"X-Request-ID": "probe-1"})
+    later = [client.get("/health/live", headers={"X-Request-ID": f"probe-{n}"}) for n in (2, 3)]
+    fresh = client.get("/health/live", headers={"X-Request-ID": "not valid!"})
+    head = client.head("/health/live")
+    assert [sample.route for sample in samples] == ["/health/live"]  # only the first went through Flask
+    for response in (*later, fresh):
+        assert (response.status_code, response.data) == (200, first.data)
+        assert {k: v for k, v in response.headers.items() if k != "X-Request-ID"} == \
+               {k: v for k, v in first.headers.items() if k != "X-Request-ID"}
+    assert [r.headers["X-Request-ID"] for r in (first, *later)] == ["probe-1", "probe-2", "probe-3"]
+    assert len(fresh.headers["X-Request-ID"]) == 32 and fresh.headers["X-Request-ID"] != "not valid!"
+    assert head.status_code == 200 and head.data == b"" and head.headers["Content-Length"] == str(len(first.data))
+    assert client.post("/health/live").status_code == 405  # anything else is Flask's, with its error body
+    assert len(samples) == 2
 
 
 def test_a_database_that_never_answers_bounds_every_probe_and_holds_one_connection(standalone):

@@ -110,9 +110,13 @@ def configure_logging(app: Flask) -> None:
     app.logger.setLevel(app.config["LOG_LEVEL"])
 
 
+def request_id_for(supplied: str) -> str:
+    """The client's X-Request-ID when it is 1-128 characters of `A-Za-z0-9._-`, else a new one (API.md "Errors")."""
+    return supplied if _CLIENT_ID.match(supplied) else uuid.uuid4().hex
+
+
 def assign_request_id() -> None:
-    supplied = request.headers.get("X-Request-ID", "")
-    g.request_id = request.environ[ID_KEY] = supplied if _CLIENT_ID.match(supplied) else uuid.uuid4().hex
+    g.request_id = request.environ[ID_KEY] = request_id_for(request.headers.get("X-Request-ID", ""))
 
 
 def echo_request_id(response: Response) -> Response:
