@@ -8,20 +8,27 @@ from typing import Any
 
 import pytest
 from flask import Blueprint
+from jsonschema.exceptions import ValidationError as SchemaViolation
 from marshmallow import ValidationError, fields
 from openapi_schema_validator import OAS30Validator
 from openapi_spec_validator import validate as validate_spec
 
+from config import TestingConfig
+from fantasize import create_app
 from fantasize.api.endpoint import endpoint
+from fantasize.extensions import db
 from fantasize.platform.openapi import RATE_LIMIT_HEADERS, TEXT_PATTERN, spec_for
 from fantasize.schemas.base import CamelSchema, FullMatch, PageQuery
 from fantasize.web import Shape
+from tests.live_server import free_port
 
 RULE_VARIABLE = re.compile(r"<(?:\w+(?:\(.*?\))?:)?(\w+)>")
 CAMEL = re.compile(r"^[a-z][a-zA-Z0-9]*$")
 NUMERIC_KEYWORDS = ("minimum", "maximum", "exclusiveMinimum", "exclusiveMaximum", "minLength", "maxLength",
                     "minItems", "maxItems")
 HTTP_METHODS = {"get", "put", "post", "delete", "patch", "options", "head", "trace"}
+# The unversioned routes API.md lists besides the API (fantasize.platform.health and monitoring.prometheus).
+OPERATIONAL_PATHS = ("/health", "/health/ready", "/health/live", "/metrics")
 
 
 def versioned_endpoints(app) -> Iterator[tuple[str, str, Any]]:
@@ -100,7 +107,7 @@ def test_every_reference_points_at_a_component(client):
 def test_an_independent_validator_accepts_the_document(client):
     # One document (/api/openapi.json) describes every documented version; there are no per-version documents.
     document = client.get("/api/openapi.json").json
-    assert {path.split("/")[2] for path in document["paths"]} == {"v1", "v2"}
+    assert {path.split("/")[2] for path in document["paths"] if path.startswith("/api/")} == {"v1", "v2"}
     validate_spec(document)  # openapi-spec-validator: OpenAPI 3.0 and its ECMA-262 patterns
 
 
@@ -151,8 +158,9 @@ def test_every_versioned_endpoint_is_documented_and_nothing_else(app, client):
     expected = {(path, method) for path, method, _ in versioned_endpoints(app)}
     documented = {(path, method) for path, method, _ in operations(document)}
     assert ("/api/v1/versions", "get") in expected
-    assert documented == expected
-    assert not [path for path in document["paths"] if not re.match(r"^/api/v[12](/|$)", path)]
+    assert documented == expected | {(path, "get") for path in OPERATIONAL_PATHS}
+    assert not [path for path in document["paths"]
+                if not re.match(r"^/api/v[12](/|$)", path) and path not in OPERATIONAL_PATHS]
 
 
 def test_property_and_query_parameter_names_are_camel_case(client):
@@ -458,3 +466,102 @@ def test_only_the_docs_own_assets_are_served(client):
         response = client.get(f"/api/docs/static/{name}")
         assert response.status_code == 404
         assert response.json["error"]["code"] == "NOT_FOUND"
+
+
+# The operational routes: health probes and Prometheus metrics
+
+
+def test_the_operational_routes_are_documented_in_a_tag_of_their_own(client):
+    document = client.get("/api/openapi.json").json
+    for path in OPERATIONAL_PATHS:
+        assert set(document["paths"][path]) == {"get"}, path
+        operation = document["paths"][path]["get"]
+        assert operation["tags"] == ["operations"] and operation["summary"], path
+    assert not [path for path, _, operation in operations(document)
+                if "operations" in operation["tags"] and path not in OPERATIONAL_PATHS]
+    responses = {path: set(document["paths"][path]["get"]["responses"]) for path in OPERATIONAL_PATHS}
+    assert responses == {"/health": {"200", "503", "414"}, "/health/ready": {"200", "503", "414"},
+                         "/health/live": {"200", "414"}, "/metrics": {"200", "404", "414"}}
+    metrics = document["paths"]["/metrics"]["get"]
+    assert set(metrics["responses"]["200"]["content"]) == {"text/plain"}
+    refused = metrics["responses"]["404"]["content"]["application/json"]["schema"]
+    assert refused == {"$ref": "#/components/schemas/Error"}
+    # A key is one way in (an allowed address is the other): optional, and the document's own scheme.
+    assert metrics["security"] == [{"apiKeyAuth": []}, {}]
+    assert document["components"]["securitySchemes"]["apiKeyAuth"]["name"] == "X-API-Key"
+    # No probe is rate-limited, so none promises a 429 or its headers.
+    assert not [node for path in OPERATIONAL_PATHS for node in walk(document["paths"][path])
+                if isinstance(node, dict) and ("429" in node or "X-RateLimit-Limit" in node)]
+
+
+def test_the_health_bodies_admit_no_field_the_probes_do_not_write(client):
+    document = client.get("/api/openapi.json").json
+    schemas = document["components"]["schemas"]
+    for name in ("Health", "HealthChecks", "DatabaseCheck", "RedisCheck", "MemoryCheck", "MemoryDetails",
+                 "Ready", "ReadyChecks", "MigrationsCheck", "Live"):
+        assert schemas[name]["additionalProperties"] is False, name
+    health = document["paths"]["/health"]["get"]["responses"]
+    assert health["503"]["content"]["application/json"]["schema"]["allOf"][1]["properties"]["status"]["enum"] == [
+        "unhealthy"]
+
+
+@pytest.mark.parametrize("backend", ["postgresql"])
+def test_real_probe_answers_conform_to_the_document(make_app):
+    # Memory is degraded at 100 % only (never), so the whole is healthy: the database and Redis both answer.
+    app = make_app(REDIS_URL=TestingConfig.TEST_REDIS_URL, HEALTH_MEMORY_DEGRADED_PERCENT=100)
+    client = app.test_client()
+    document = client.get("/api/openapi.json").json
+    health = client.get("/health")
+    assert health.status_code == 200 and health.json["status"] == "healthy", health.json
+    assert {check["status"] for check in health.json["checks"].values()} == {"healthy"}
+    conforms(document, "/health", "get", health)
+    ready = client.get("/health/ready")
+    assert ready.status_code == 200 and ready.json["status"] == "ready", ready.json
+    conforms(document, "/health/ready", "get", ready)
+    live = client.get("/health/live")
+    assert live.status_code == 200
+    conforms(document, "/health/live", "get", live)
+
+    degraded = make_app(HEALTH_MEMORY_DEGRADED_PERCENT=1).test_client().get("/health")
+    assert degraded.status_code == 200 and degraded.json["status"] == "degraded", degraded.json
+    assert degraded.json["checks"]["redis"]["status"] == "skipped"  # no REDIS_URL
+    conforms(document, "/health", "get", degraded)
+
+
+def test_probe_answers_with_a_dead_database_conform_to_the_document(tmp_root):
+    dead = free_port()  # nobody listens there: what a stopped server looks like to a new connection
+    app = create_app(TestingConfig, {"UPLOAD_FOLDER": str(tmp_root / "uploads"), "HEALTH_CHECK_TIMEOUT_MS": 300,
+                                     "SQLALCHEMY_DATABASE_URI": f"postgresql://postgres@127.0.0.1:{dead}/none",
+                                     "REDIS_URL": f"redis://127.0.0.1:{dead}/0"})
+    try:
+        client = app.test_client()
+        document = client.get("/api/openapi.json").json
+        health = client.get("/health")
+        assert health.status_code == 503 and health.json["status"] == "unhealthy", health.json
+        assert health.json["checks"]["redis"]["status"] == "unhealthy"
+        conforms(document, "/health", "get", health)
+        ready = client.get("/health/ready")
+        assert ready.status_code == 503 and ready.json["status"] == "not ready", ready.json
+        assert "current" not in ready.json["checks"]["migrations"]
+        conforms(document, "/health/ready", "get", ready)
+        # A body that claims another status than its code's does not pass: the document ties them.
+        declared = response_object(document, document["paths"]["/health"]["get"], 200)
+        with pytest.raises(SchemaViolation, match="unhealthy"):
+            OAS30Validator({**declared["content"]["application/json"]["schema"],
+                            "components": document["components"]}).validate(health.json)
+    finally:
+        with app.app_context():
+            db.engine.dispose()
+
+
+def test_metrics_answers_prometheus_text_to_allowed_callers_and_the_documented_404_to_others(make_app):
+    app = make_app(METRICS_ALLOW="127.0.0.1/32")
+    client = app.test_client()
+    document = client.get("/api/openapi.json").json
+    allowed = client.get("/metrics", environ_base={"REMOTE_ADDR": "127.0.0.1"})
+    assert allowed.status_code == 200
+    assert allowed.mimetype in document["paths"]["/metrics"]["get"]["responses"]["200"]["content"]
+    assert b"# TYPE " in allowed.data
+    refused = client.get("/metrics", environ_base={"REMOTE_ADDR": "203.0.113.9"})
+    assert refused.status_code == 404
+    conforms(document, "/metrics", "get", refused)

@@ -1,4 +1,5 @@
-"""The OpenAPI 3 document, generated from the `@endpoint` declarations of the versioned routes."""
+"""The OpenAPI 3 document, generated from the `@endpoint` declarations of the versioned routes, plus the
+unversioned operational routes (health probes, Prometheus metrics), described by the table _OPERATIONAL below."""
 
 from __future__ import annotations
 
@@ -19,6 +20,7 @@ from werkzeug.routing import Rule
 from fantasize.platform.api_keys import HEADER as API_KEY_HEADER
 from fantasize.platform.rate_limits import EXEMPT_PATHS
 from fantasize.schemas.base import Money, camelcase
+from fantasize.schemas.health import HealthSchema, LiveSchema, ReadySchema
 from fantasize.web import EndpointSpec
 
 OPENAPI_VERSION = "3.0.3"
@@ -69,6 +71,9 @@ v1 renders bare resources (lists as arrays with `X-Total-Count` and `Link` heade
 
 **Auth.** Send `Authorization: Bearer <accessToken>` (from `POST /api/v1/auth/login`) where an operation
 lists `bearerAuth`, and `X-API-Key` where it lists `apiKeyAuth`.
+
+**Operations.** `GET /health`, `/health/ready`, `/health/live` and `/metrics` are unversioned (tag
+`operations`): they are never rate-limited and never cached.
 
 **Limits.** Rate-limited operations list a `429` response; their responses carry `X-RateLimit-Limit`,
 `X-RateLimit-Remaining` and `X-RateLimit-Reset`, and a `429` adds `Retry-After`. An operation that needs the
@@ -180,6 +185,8 @@ def _build(app: Flask, namer: SchemaNamer) -> dict[str, Any]:
         operations = {method.lower(): _operation(plugin, entry, operation_id, limited, links)
                       for method, operation_id in entry.methods.items()}
         spec.path(path=openapi_path(entry.rule), operations=operations, parameters=_path_parameters(entry.rule))
+    for path, operation in _operational_operations(plugin, app, operation_ids):
+        spec.path(path=path, operations={"get": operation})
     document = spec.to_dict()
     document = _json_numbers({key: document[key] for key in ("openapi", "info", "paths", "components")})
     _refuse_control_characters(document)
@@ -199,6 +206,59 @@ class Entry:
     @property
     def path_parameters(self) -> list[str]:
         return [match.group("name") for match in _RULE_VARIABLE.finditer(self.rule.rule)]
+
+
+# The unversioned operational routes (fantasize.platform.health, fantasize.platform.monitoring.prometheus): plain
+# views, not `@endpoint` ones, so described here by Flask endpoint name. Each is documented when the app serves it.
+OPERATIONS_TAG = "operations"
+PROMETHEUS_TEXT = "text/plain"
+_OPERATIONAL = {
+    "health.health": ("/health", "Health: the database, Redis and this worker's memory", HealthSchema,
+                      {200: ("healthy", "degraded"), 503: ("unhealthy",)}),
+    "health.ready": ("/health/ready", "Readiness: the database answers and is migrated for this code", ReadySchema,
+                     {200: ("ready",), 503: ("not ready",)}),
+    "health.live": ("/health/live", "Liveness: the process serves requests (no I/O)", LiveSchema, {200: None}),
+}
+_PROBE_NOTES = ("Never rate-limited; answers `Cache-Control: no-store`. A dependency that hangs is reported "
+                "unhealthy within HEALTH_CHECK_TIMEOUT_MS (+1 s at most).")
+_METRICS_NOTES = ("Prometheus text exposition (format 0.0.4) of this app's request, cache, rate-limit, real-time and "
+                  "process figures. Open to the addresses of METRICS_ALLOW (after PROXY_COUNT proxies) and to a "
+                  "valid API key (API_KEYS), sent as `X-API-Key` or as `Authorization: Bearer <key>`; anyone else "
+                  "gets 404, as for a route that does not exist. Never rate-limited.")
+
+
+def _operational_operations(plugin: MarshmallowPlugin, app: Flask,
+                            operation_ids: set[str]) -> list[tuple[str, dict[str, Any]]]:
+    found = []
+    for endpoint, (path, summary, schema, statuses) in _OPERATIONAL.items():
+        if endpoint not in app.view_functions:
+            continue
+        body = plugin.converter.resolve_nested_schema(schema)
+        responses: dict[str, Any] = {}
+        for status, values in statuses.items():
+            narrowed = body if values is None else {
+                "allOf": [body, {"type": "object", "properties": {"status": {"type": "string", "enum": list(values)}}}]}
+            responses[str(status)] = {"description": HTTPStatus(status).phrase, "content": {JSON: {"schema": narrowed}}}
+        responses["414"] = {"$ref": f"#/components/responses/{SHARED_ERRORS[414]}"}
+        found.append((path, {"operationId": _unique(operation_ids, endpoint.replace(".", "_") + "_get"),
+                             "summary": summary, "description": _PROBE_NOTES, "tags": [OPERATIONS_TAG],
+                             "responses": responses}))
+    if "metrics" in app.view_functions:
+        found.append(("/metrics", {
+            "operationId": _unique(operation_ids, "metrics_get"),
+            "summary": "Prometheus metrics",
+            "description": _METRICS_NOTES,
+            "tags": [OPERATIONS_TAG],
+            # An allowed address needs no key: the key is one way in, not a requirement.
+            "security": [{"apiKeyAuth": []}, {}],
+            "responses": {
+                "200": {"description": "OK", "content": {PROMETHEUS_TEXT: {"schema": {"type": "string"}}}},
+                "404": {"description": "Not Found: neither an allowed address nor a valid API key (code NOT_FOUND)",
+                        "content": {JSON: {"schema": {"$ref": f"#/components/schemas/{ERROR}"}}}},
+                "414": {"$ref": f"#/components/responses/{SHARED_ERRORS[414]}"},
+            },
+        }))
+    return found
 
 
 def _refuse_control_characters(document: dict[str, Any]) -> None:
