@@ -54,7 +54,7 @@ def check_production_config(cfg: dict[str, Any]) -> None:
 
 
 def register_platform(app: Flask) -> None:
-    from fantasize.platform import docs, health, monitoring, proxy, request_log, security
+    from fantasize.platform import docs, health, monitoring, pages, proxy, request_log, security
     from fantasize.platform.monitoring import ops
 
     proxy.init_app(app)
@@ -63,6 +63,7 @@ def register_platform(app: Flask) -> None:
     security.init_app(app)
     docs.init_app(app)
     health.init_app(app)  # /health, /health/ready, /health/live
+    pages.init_app(app)  # /pages/static: the style sheet, script and layout /live and /ops share
     ops.init_app(app)  # served whether monitoring is on or off: the page says what the endpoints answer
 
 

@@ -17,73 +17,51 @@ import json
 import os
 import shutil
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
-from uuid import uuid4
 
 import pytest
 import requests
-from flask import Flask
 
 from config import TestingConfig
-from fantasize import create_app
 from fantasize.platform.security import LIVE_POLICY
-from tests.browser import NODE_TESTS, Driver, PageParts, assert_clean, find_node, policy_header
+from tests import browser as shared
 from tests.conftest import database_url
 from tests.factories import PASSWORD
 from tests.live_server import ROOT, LiveServer
-from tests.support import delete_prefix, shared_redis, skip_or_fail
+from tests.support import skip_or_fail
 
-DRIVER = NODE_TESTS / "live_browser.js"
+DRIVER = shared.NODE_TESTS / "live_browser.js"
 STATIC = ROOT / "fantasize" / "realtime" / "static"
 VENDORED = STATIC / "vendor" / "socket.io"
-PACKAGE = NODE_TESTS / "node_modules" / "socket.io-client"
+PACKAGE = shared.NODE_TESTS / "node_modules" / "socket.io-client"
 README_SCREENSHOT = ROOT / "docs" / "live.png"
 
 on_postgresql = pytest.mark.parametrize("backend", ["postgresql"])
+
+# The fixtures shared with the other page's tests (tests/browser.py), bound here so that pytest finds them.
+node = shared.node
+page_client = shared.page_client
+redis_settings = shared.redis_settings
+app = shared.app
+browser = shared.browser_fixture(DRIVER, "live-browser-driver.log")
 
 
 # The page and its assets, without a browser
 
 
-@pytest.fixture(scope="module")
-def page_client(tmp_path_factory):
-    """An app on an unused SQLite file: /live and its assets read no database."""
-    folder = tmp_path_factory.mktemp("live-page")
-    app = create_app(TestingConfig, {"SQLALCHEMY_DATABASE_URI": f"sqlite:///{folder / 'unused.db'}"})
-    return app.test_client()
-
-
 def test_the_page_loads_only_its_own_files_and_nothing_inline(page_client):
-    response = page_client.get("/live")
-    assert response.status_code == 200 and response.mimetype == "text/html"
-    policy = response.headers["Content-Security-Policy"]
-    assert policy == policy_header(LIVE_POLICY) and "unsafe" not in policy
-    parts = PageParts()
-    parts.feed(response.get_data(as_text=True))
-    assert parts.inline == []
-    assert not [tag for tag, _ in parts.tags if tag == "style"]
-    assert not [(tag, name) for tag, attrs in parts.tags for name in attrs if name == "style" or name.startswith("on")]
-    scripts = [attrs.get("src") for tag, attrs in parts.tags if tag == "script"]
-    assert scripts == ["/live/static/vendor/socket.io/socket.io.min.js", "/live/static/live.js"]
-    linked = [attrs["href"] for tag, attrs in parts.tags if tag == "link"]
-    assert linked == ["/live/static/favicon.svg", "/live/static/live.css"]
-    types = {".js": "text/javascript", ".css": "text/css", ".svg": "image/svg+xml"}
-    for url in scripts + linked:
-        asset = page_client.get(url)
-        assert asset.status_code == 200 and asset.mimetype == types[Path(url).suffix], url
-        asset.close()
+    shared.assert_page_loads_only(
+        page_client, "/live", LIVE_POLICY,
+        scripts=[shared.SHARED_JS, "/live/static/vendor/socket.io/socket.io.min.js", "/live/static/live.js"],
+        linked=["/live/static/favicon.svg", shared.SHARED_CSS, "/live/static/live.css"])
 
 
 def test_the_page_script_only_sets_text():
-    source = (STATIC / "live.js").read_text()
-    for risky in ("innerHTML", "outerHTML", "insertAdjacentHTML", "document.write", "eval(", "new Function",
-                  ".style.", "setAttribute(\"style"):
-        assert risky not in source, risky
+    shared.assert_sets_text_only(STATIC / "live.js", shared.SHARED_STATIC / "page.js")
 
 
 def test_the_shipped_socket_io_client_is_the_pinned_npm_package():
-    pinned = json.loads((NODE_TESTS / "package.json").read_text())["dependencies"]["socket.io-client"]
+    pinned = json.loads((shared.NODE_TESTS / "package.json").read_text())["dependencies"]["socket.io-client"]
     shipped = (VENDORED / "socket.io.min.js").read_bytes()
     note = (VENDORED / "README.md").read_text()
     assert f"version **{pinned}**" in note
@@ -100,19 +78,6 @@ def test_the_shipped_socket_io_client_is_the_pinned_npm_package():
 
 
 @pytest.fixture(scope="module")
-def node() -> str:
-    return find_node()
-
-
-@pytest.fixture(scope="module")
-def redis_settings() -> Iterator[dict[str, str]]:
-    redis = shared_redis(TestingConfig.TEST_REDIS_URL)
-    prefix = f"test:{uuid4().hex}:"
-    yield {"REDIS_URL": TestingConfig.TEST_REDIS_URL, "CACHE_KEY_PREFIX": prefix}
-    delete_prefix(redis, prefix)
-
-
-@pytest.fixture(scope="module")
 def live(node, tmp_root, redis_settings) -> Iterator[LiveServer]:
     """gunicorn with one gevent worker (long-polling needs every request of a socket on one process), the Redis
     message queue set explicitly (testing leaves it off)."""
@@ -120,21 +85,6 @@ def live(node, tmp_root, redis_settings) -> Iterator[LiveServer]:
            "SOCKETIO_MESSAGE_QUEUE": TestingConfig.TEST_REDIS_URL, **redis_settings}
     with LiveServer(env, workers=1, log_path=tmp_root / "live-browser-server.log") as server:
         yield server
-
-
-@pytest.fixture(scope="module")
-def browser(node, live, tmp_root) -> Iterator[Driver]:
-    driver = Driver(node, DRIVER, tmp_root / "live-browser-driver.log")
-    yield driver
-    driver.close()
-
-
-@pytest.fixture
-def app(make_app, redis_settings) -> Iterator[Flask]:
-    """The tests' own app writes to the server's database (emptied after each test) and shares its cache prefix."""
-    application = make_app(**redis_settings)
-    with application.app_context():
-        yield application
 
 
 def api(server: LiveServer, method: str, path: str, token: str, **options: Any) -> requests.Response:
@@ -153,7 +103,7 @@ def test_a_customer_signs_in_and_sees_their_order_move_live(live, browser, facto
 
     opened = browser.send("open", url=f"{live.url}/live")
     assert opened["status"] == 200 and opened["title"] == "Fantasize live"
-    assert opened["csp"] == policy_header(LIVE_POLICY)
+    assert opened["csp"] == shared.policy_header(LIVE_POLICY)
     signed_in = browser.send("signIn", email=customer.email, password=PASSWORD)
     assert (signed_in["session"], signed_in["who"], signed_in["alert"]) == ("signed-in", "ada@example.com", None)
     offered = browser.send("waitText", selector="#order-select", text=f"#{older.id} · delivered", contains=True)["text"]
@@ -185,7 +135,7 @@ def test_a_customer_signs_in_and_sees_their_order_move_live(live, browser, facto
     if os.environ.get("FANTASIZE_UPDATE_SCREENSHOT") == "1":
         README_SCREENSHOT.parent.mkdir(exist_ok=True)
         shutil.copyfile(tmp_path / "live.png", README_SCREENSHOT)
-    assert_clean(browser.send("report"))
+    shared.assert_clean(browser.send("report"))
 
 
 @on_postgresql
@@ -210,7 +160,7 @@ def test_a_phone_on_long_polling_with_a_pasted_token(live, browser, factory, tmp
     assert layout["scrollWidth"] <= layout["clientWidth"], layout  # no sideways scrolling at 390 px
     assert browser.send("read", selectors=["#connection"])["texts"]["#connection"] == "Connected · polling"
     browser.send("screenshot", path=str(tmp_path / "live-phone.png"))
-    assert_clean(browser.send("report"))
+    shared.assert_clean(browser.send("report"))
 
 
 @on_postgresql
@@ -243,8 +193,5 @@ def test_refusals_and_a_session_the_server_ends_are_shown(live, browser, factory
 
 
 def test_the_browser_reports_what_the_policy_refuses(live, browser):
-    # The clean reports above mean something only if a violation would show: break the policy on purpose.
-    browser.send("open", url=f"{live.url}/live")
-    probe = browser.send("probeCsp")
-    assert probe["inlineScriptRan"] is False
-    assert {v["directive"] for v in probe["violations"]} == {"script-src-elem", "style-src-attr"}
+    # The clean reports above mean something only if a violation would show.
+    shared.assert_policy_probe_is_seen(browser, f"{live.url}/live")

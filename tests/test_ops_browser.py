@@ -17,62 +17,42 @@ import shutil
 import threading
 import time
 from collections.abc import Iterator
-from pathlib import Path
 from uuid import uuid4
 
 import pytest
 import requests
-from flask import Flask
 
 from config import TestingConfig
 from fantasize import create_app
 from fantasize.platform.security import OPS_POLICY
-from tests.browser import NODE_TESTS, Driver, PageParts, assert_clean, find_node, policy_header
+from tests import browser as shared
 from tests.conftest import database_url
 from tests.factories import PASSWORD
 from tests.live_server import ROOT, LiveServer
-from tests.support import delete_prefix, shared_redis
 
-DRIVER = NODE_TESTS / "ops_browser.js"
+DRIVER = shared.NODE_TESTS / "ops_browser.js"
 STATIC = ROOT / "fantasize" / "platform" / "monitoring" / "static"
 README_SCREENSHOT = ROOT / "docs" / "ops.png"
 SLOW_MS = 40  # a sign-in hashes a password (scrypt): far slower than this; a cached read is far faster
 
 on_postgresql = pytest.mark.parametrize("backend", ["postgresql"])
 
+# The fixtures shared with the other page's tests (tests/browser.py), bound here so that pytest finds them.
+node = shared.node
+page_client = shared.page_client
+redis_settings = shared.redis_settings
+app = shared.app
+browser = shared.browser_fixture(DRIVER, "ops-browser-driver.log")
+
 
 # The page and its assets, without a browser
 
 
-@pytest.fixture(scope="module")
-def page_client(tmp_path_factory):
-    """An app on an unused SQLite file: /ops and its assets read no database."""
-    folder = tmp_path_factory.mktemp("ops-page")
-    app = create_app(TestingConfig, {"SQLALCHEMY_DATABASE_URI": f"sqlite:///{folder / 'unused.db'}"})
-    return app.test_client()
-
-
 def test_the_page_loads_only_its_own_files_and_nothing_inline(page_client):
-    response = page_client.get("/ops")
-    assert response.status_code == 200 and response.mimetype == "text/html"
-    policy = response.headers["Content-Security-Policy"]
-    assert policy == policy_header(OPS_POLICY) and "unsafe" not in policy
+    shared.assert_page_loads_only(page_client, "/ops", OPS_POLICY, scripts=[shared.SHARED_JS, "/ops/static/ops.js"],
+                                  linked=["/ops/static/favicon.svg", shared.SHARED_CSS, "/ops/static/ops.css"])
+    policy = shared.policy_header(OPS_POLICY)
     assert "default-src 'none'" in policy and "connect-src 'self'" in policy
-    parts = PageParts()
-    parts.feed(response.get_data(as_text=True))
-    assert parts.inline == []
-    assert not [tag for tag, _ in parts.tags if tag == "style"]
-    assert not [(tag, name) for tag, attrs in parts.tags for name in attrs if name == "style" or name.startswith("on")]
-    scripts = [attrs.get("src") for tag, attrs in parts.tags if tag == "script"]
-    assert scripts == ["/ops/static/ops.js"]
-    linked = [attrs["href"] for tag, attrs in parts.tags if tag == "link"]
-    assert linked == ["/ops/static/favicon.svg", "/ops/static/ops.css"]
-    types = {".js": "text/javascript", ".css": "text/css", ".svg": "image/svg+xml"}
-    for url in scripts + linked:
-        asset = page_client.get(url)
-        assert asset.status_code == 200 and asset.mimetype == types[Path(url).suffix], url
-        assert asset.headers["Content-Security-Policy"] != policy  # the page's policy is the page's alone
-        asset.close()
 
 
 def test_the_page_is_served_with_monitoring_off(tmp_path):
@@ -80,32 +60,18 @@ def test_the_page_is_served_with_monitoring_off(tmp_path):
                                      "ENABLE_PERFORMANCE_MONITORING": False})
     response = app.test_client().get("/ops")
     assert response.status_code == 200
-    assert response.headers["Content-Security-Policy"] == policy_header(OPS_POLICY)
+    assert response.headers["Content-Security-Policy"] == shared.policy_header(OPS_POLICY)
 
 
 def test_the_page_script_only_sets_text_and_keeps_the_token_in_memory():
-    source = (STATIC / "ops.js").read_text()
-    for risky in ("innerHTML", "outerHTML", "insertAdjacentHTML", "document.write", "eval(", "new Function",
-                  ".style.", "setAttribute(\"style", "localStorage", "sessionStorage", "document.cookie",
-                  "indexedDB", "http://", "https://"):
-        assert risky not in source, risky
-    assert "credentials: \"omit\"" in source  # no cookie goes with the API calls either
+    shared.assert_sets_text_only(STATIC / "ops.js", shared.SHARED_STATIC / "page.js",
+                                 also=("localStorage", "sessionStorage", "document.cookie", "indexedDB", "http://", "https://"))
+    # No cookie goes with the API calls either: every call goes through the shared requestJson.
+    assert "credentials: \"omit\"" in (shared.SHARED_STATIC / "page.js").read_text()
+    assert "fetch(" not in (STATIC / "ops.js").read_text()
 
 
 # The browser
-
-
-@pytest.fixture(scope="module")
-def node() -> str:
-    return find_node()
-
-
-@pytest.fixture(scope="module")
-def redis_settings() -> Iterator[dict[str, str]]:
-    redis = shared_redis(TestingConfig.TEST_REDIS_URL)
-    prefix = f"test:{uuid4().hex}:"
-    yield {"REDIS_URL": TestingConfig.TEST_REDIS_URL, "CACHE_KEY_PREFIX": prefix}
-    delete_prefix(redis, prefix)
 
 
 @pytest.fixture(scope="module")
@@ -115,21 +81,6 @@ def live(node, tmp_root, redis_settings) -> Iterator[LiveServer]:
            "SLOW_REQUEST_THRESHOLD": str(SLOW_MS), **redis_settings}
     with LiveServer(env, workers=1, log_path=tmp_root / "ops-browser-server.log") as server:
         yield server
-
-
-@pytest.fixture(scope="module")
-def browser(node, live, tmp_root) -> Iterator[Driver]:
-    driver = Driver(node, DRIVER, tmp_root / "ops-browser-driver.log")
-    yield driver
-    driver.close()
-
-
-@pytest.fixture
-def app(make_app, redis_settings) -> Iterator[Flask]:
-    """The tests' own app writes to the server's database (emptied after each test) and shares its cache prefix."""
-    application = make_app(**redis_settings)
-    with application.app_context():
-        yield application
 
 
 def traffic(server: LiveServer, path: str, count: int) -> None:
@@ -154,7 +105,7 @@ def test_an_admin_sees_the_figures_and_the_charts_move(live, browser, factory, t
 
     opened = browser.send("open", url=f"{live.url}/ops?interval=1")
     assert opened["status"] == 200 and opened["title"] == "Fantasize ops"
-    assert opened["csp"] == policy_header(OPS_POLICY)
+    assert opened["csp"] == shared.policy_header(OPS_POLICY)
     assert opened["session"] == "signed-out"
     signed_in = browser.send("signIn", email=admin.email, password=PASSWORD)
     assert (signed_in["session"], signed_in["who"], signed_in["alert"]) == ("signed-in", "grace@example.com", None)
@@ -201,7 +152,7 @@ def test_an_admin_sees_the_figures_and_the_charts_move(live, browser, factory, t
 
     browser.send("screenshot", path=str(tmp_path / "ops.png"))
     assert (tmp_path / "ops.png").stat().st_size > 20_000
-    assert_clean(browser.send("report"))
+    shared.assert_clean(browser.send("report"))
 
 
 @on_postgresql
@@ -247,7 +198,7 @@ def test_the_readme_screenshot(node, browser, factory, tmp_root, redis_settings,
         browser.send("screenshot", path=str(tmp_path / "ops.png"))
     README_SCREENSHOT.parent.mkdir(exist_ok=True)
     shutil.copyfile(tmp_path / "ops.png", README_SCREENSHOT)
-    assert_clean(browser.send("report"))
+    shared.assert_clean(browser.send("report"))
 
 
 @on_postgresql
@@ -324,12 +275,9 @@ def test_with_monitoring_off_the_page_says_so(node, browser, factory, tmp_root, 
         browser.send("waitText", selector="#window-note", text="Monitoring is off on this instance", contains=True)
         browser.send("waitText", selector="#health-status", text="healthy")  # the rest of the page still works
         assert browser.send("read", selectors=["#fig-total"])["texts"]["#fig-total"] == "0"
-        assert_clean(browser.send("report"))
+        shared.assert_clean(browser.send("report"))
 
 
 def test_the_browser_reports_what_the_policy_refuses(live, browser):
-    # The clean reports above mean something only if a violation would show: break the policy on purpose.
-    browser.send("open", url=f"{live.url}/ops")
-    probe = browser.send("probeCsp")
-    assert probe["inlineScriptRan"] is False
-    assert {v["directive"] for v in probe["violations"]} == {"script-src-elem", "style-src-attr"}
+    # The clean reports above mean something only if a violation would show.
+    shared.assert_policy_probe_is_seen(browser, f"{live.url}/ops")

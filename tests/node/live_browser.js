@@ -1,110 +1,39 @@
-// Drives /live in the machine's Chromium (playwright-core, no browser download) for tests/test_live_browser.py.
-//
-// Protocol: one JSON command per line on stdin, one JSON answer per line on stdout, in order:
-//   {"id": 1, "cmd": "open", "url": "http://127.0.0.1:5000/live"}  ->  {"id": 1, "ok": true, ...}
-// A command that fails answers {"id": n, "ok": false, "error": "..."}; the driver then waits for the next one.
-// Commands: open, signIn, useToken, track, waitText, read, layout, screenshot, report, probeCsp, close.
-// The page's console messages, uncaught errors, failed or refused requests and `securitypolicyviolation` events are
-// collected from the moment the page opens and returned by `report`.
-// Environment: CHROMIUM (default /usr/bin/chromium).
+// Drives /live in the machine's Chromium for tests/test_live_browser.py, through tests/node/driver.js (the
+// protocol, the browser, the report and the commands every page has: open, waitText, read, layout, screenshot,
+// report, probeCsp, close). `open` waits for the socket to connect and answers `connection`, the pill's text.
+// This page's own commands: signIn, useToken, track.
 "use strict";
 
-const readline = require("node:readline");
-const { chromium } = require("playwright-core");
-
-const DEFAULT_TIMEOUT_MS = 15000;
-const CHROMIUM_ARGS = [
-  "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking",
-  "--disable-component-update", "--disable-sync",
-];
-
-let browser = null;
-let context = null;
-let page = null;
-let seen = null;
-
-function answer(payload) {
-  process.stdout.write(`${JSON.stringify(payload)}\n`);
-}
-
-function sleep(ms) {
-  return new Promise((resolve) => setTimeout(resolve, ms));
-}
-
-/** Polls until `read()` gives a value `accept` takes; throws with the last value seen on timeout. */
-async function until(read, accept, timeoutMs, what) {
-  const deadline = Date.now() + (timeoutMs || DEFAULT_TIMEOUT_MS);
-  let last;
-  for (;;) {
-    last = await read();
-    if (accept(last)) return last;
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}; last seen: ${JSON.stringify(last)}`);
-    await sleep(100);
-  }
-}
-
-async function visibleText(selector) {
-  const node = page.locator(selector);
-  if ((await node.count()) === 0 || !(await node.isVisible())) return null;
-  return (await node.textContent()).trim();
-}
+const { DEFAULT_TIMEOUT_MS, currentPage, run, sharedCommands, submitSignIn, until, visibleText } = require("./driver");
 
 /** After a form is sent: the signed-in state, or the alert the page shows instead. */
 async function sessionOutcome(timeoutMs) {
   return until(async () => ({
-    session: await page.locator("body").getAttribute("data-session"),
+    session: await currentPage().locator("body").getAttribute("data-session"),
     who: await visibleText("#who"),
     alert: await visibleText("#alert-text"),
   }), (s) => s.session === "signed-in" || s.alert, timeoutMs, "the sign-in outcome");
 }
 
-const commands = {
-  async open({ url, width = 960, height = 900, timeoutMs }) {
-    if (context) await context.close();
-    seen = { console: [], pageErrors: [], violations: [], failedRequests: [], errorResponses: [] };
-    context = await browser.newContext({ viewport: { width, height }, deviceScaleFactor: 1 });
-    await context.exposeBinding("__liveViolation", (_source, violation) => seen.violations.push(violation));
-    await context.addInitScript(() => {
-      document.addEventListener("securitypolicyviolation", (event) => {
-        window.__liveViolation({
-          directive: event.effectiveDirective || event.violatedDirective,
-          blocked: event.blockedURI,
-          source: event.sourceFile,
-          line: event.lineNumber,
-          sample: event.sample,
-        });
-      });
-    });
-    page = await context.newPage();
-    page.on("console", (message) => seen.console.push({ type: message.type(), text: message.text() }));
-    page.on("pageerror", (error) => seen.pageErrors.push(String(error)));
-    page.on("requestfailed", (request) => {
-      seen.failedRequests.push({ url: request.url(), error: (request.failure() || {}).errorText });
-    });
-    page.on("response", (response) => {
-      if (response.status() >= 400) seen.errorResponses.push({ url: response.url(), status: response.status() });
-    });
-    const response = await page.goto(url, { waitUntil: "load", timeout: timeoutMs || DEFAULT_TIMEOUT_MS });
-    const connection = await until(
-      async () => ({ state: await page.locator("#connection").getAttribute("data-state"),
-        text: await visibleText("#connection") }),
-      (c) => c.state === "connected", timeoutMs, "the socket to connect");
-    return {
-      status: response.status(),
-      csp: response.headers()["content-security-policy"] || null,
-      title: await page.title(),
-      connection: connection.text,
-    };
-  },
+run({
+  ...sharedCommands({
+    width: 960,
+    async opened(timeoutMs) {
+      const connection = await until(
+        async () => ({ state: await currentPage().locator("#connection").getAttribute("data-state"),
+          text: await visibleText("#connection") }),
+        (c) => c.state === "connected", timeoutMs, "the socket to connect");
+      return { connection: connection.text };
+    },
+  }),
 
   async signIn({ email, password, timeoutMs }) {
-    await page.fill("#email", email);
-    await page.fill("#password", password);
-    await page.click("#sign-in");
+    await submitSignIn(email, password);
     return sessionOutcome(timeoutMs);
   },
 
   async useToken({ token, timeoutMs }) {
+    const page = currentPage();
     await page.click(".token-box summary");
     await page.fill("#token", token);
     await page.click("#use-token");
@@ -112,6 +41,7 @@ const commands = {
   },
 
   async track({ orderId, timeoutMs }) {
+    const page = currentPage();
     const option = `#order-select option[value="${Number(orderId)}"]`;
     await page.waitForSelector(option, { state: "attached", timeout: timeoutMs || DEFAULT_TIMEOUT_MS });
     await page.selectOption("#order-select", String(orderId));
@@ -122,93 +52,4 @@ const commands = {
       alert: await visibleText("#alert-text"),
     }), (s) => s.trackedId === `#${orderId}` || s.alert, timeoutMs, `order ${orderId} to be tracked`);
   },
-
-  /** Waits until the element's text equals `text` (or contains it, with `contains`). */
-  async waitText({ selector, text, contains = false, timeoutMs }) {
-    const found = await until(() => visibleText(selector),
-      (value) => value !== null && (contains ? value.includes(text) : value === text),
-      timeoutMs, `${selector} to read ${JSON.stringify(text)}`);
-    return { text: found };
-  },
-
-  async read({ selectors }) {
-    const texts = {};
-    for (const selector of selectors) texts[selector] = await visibleText(selector);
-    return { texts };
-  },
-
-  /** Whether the page fits its viewport's width (no sideways scrolling on a phone). */
-  async layout() {
-    return page.evaluate(() => ({
-      scrollWidth: document.documentElement.scrollWidth,
-      clientWidth: document.documentElement.clientWidth,
-    }));
-  },
-
-  async screenshot({ path, fullPage = true }) {
-    await page.screenshot({ path, fullPage, animations: "disabled" });
-    return { path };
-  },
-
-  async report() {
-    return seen;
-  },
-
-  /** Breaks the policy on purpose (an inline script and a style attribute): proves violations are seen. */
-  async probeCsp() {
-    const before = seen.violations.length;
-    const ran = await page.evaluate(() => {
-      const script = document.createElement("script");
-      script.textContent = "window.__inlineRan = true;";
-      document.head.appendChild(script);
-      document.body.setAttribute("style", "outline: 1px solid red");
-      return window.__inlineRan === true;
-    });
-    await until(async () => seen.violations.length - before, (n) => n >= 2, 5000, "two violations");
-    return { inlineScriptRan: ran, violations: seen.violations.slice(before) };
-  },
-
-  async close() {
-    if (browser) await browser.close();
-    browser = null;
-    return {};
-  },
-};
-
-async function main() {
-  browser = await chromium.launch({
-    executablePath: process.env.CHROMIUM || "/usr/bin/chromium",
-    headless: true,
-    args: CHROMIUM_ARGS,
-  });
-  answer({ ready: true, browser: browser.version() });
-  const lines = readline.createInterface({ input: process.stdin, crlfDelay: Infinity });
-  for await (const line of lines) {
-    if (!line.trim()) continue;
-    let message;
-    try {
-      message = JSON.parse(line);
-    } catch (error) {
-      answer({ ok: false, error: `not JSON: ${error.message}` });
-      continue;
-    }
-    const handler = commands[message.cmd];
-    try {
-      if (!handler) throw new Error(`unknown command ${message.cmd}`);
-      if (!page && !["open", "close"].includes(message.cmd)) throw new Error("no page: send open first");
-      const result = await handler(message);
-      answer({ id: message.id, ok: true, ...result });
-    } catch (error) {
-      answer({ id: message.id, ok: false, error: String(error && error.message ? error.message : error) });
-    }
-    if (message.cmd === "close") break;
-  }
-  lines.close();
-  if (browser) await browser.close();
-  process.exit(0); // stdin may still be open: the caller learns the end from the process's exit
-}
-
-main().catch((error) => {
-  answer({ ready: false, error: String(error && error.stack ? error.stack : error) });
-  process.exit(1);
 });

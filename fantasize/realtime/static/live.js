@@ -21,47 +21,18 @@
 
   var state = { token: null, user: null, orderId: null, orders: new Map(), busy: false };
 
-  function byId(id) {
-    return document.getElementById(id);
-  }
-
-  function element(tag, className, text) {
-    var node = document.createElement(tag);
-    if (className) node.className = className;
-    if (text !== undefined && text !== null) node.textContent = String(text);
-    return node;
-  }
-
-  function clockTime(value) {
-    var date = value ? new Date(value) : new Date();
-    if (isNaN(date.getTime())) return String(value);
-    return date.toLocaleTimeString([], { hour: "2-digit", minute: "2-digit", second: "2-digit" });
-  }
+  var page = window.FantasizePage; // fantasize/platform/pages/static/page.js, loaded first
+  var byId = page.byId;
+  var element = page.element;
+  var clockTime = page.clockTime;
+  var showError = page.showError;
+  var clearError = page.clearError;
 
   function describeError(error) {
-    if (!error) return "Unknown error";
-    var text = error.code ? error.code + ": " + (error.message || "") : String(error.message || error);
-    if (error.details && typeof error.details === "object") {
-      var parts = Object.keys(error.details).map(function (field) {
-        var messages = error.details[field];
-        return field + " " + (Array.isArray(messages) ? messages.join(" ") : String(messages));
-      });
-      if (parts.length) text += " (" + parts.join("; ") + ")";
-    }
-    return text;
+    return page.describeError(error, true);
   }
 
-  // Alerts and the event log
-
-  function showError(text) {
-    byId("alert-text").textContent = text;
-    byId("alert").hidden = false;
-  }
-
-  function clearError() {
-    byId("alert").hidden = true;
-    byId("alert-text").textContent = "";
-  }
+  // The event log
 
   function logEvent(name, payload, bad) {
     var log = byId("log");
@@ -90,24 +61,7 @@
   // HTTP
 
   function api(method, path, body) {
-    var headers = { Accept: "application/json" };
-    if (body !== undefined) headers["Content-Type"] = "application/json";
-    if (state.token) headers.Authorization = "Bearer " + state.token;
-    return fetch(API + path, {
-      method: method,
-      headers: headers,
-      body: body === undefined ? undefined : JSON.stringify(body),
-      credentials: "omit",
-      cache: "no-store",
-    }).then(function (response) {
-      return response.json().catch(function () { return null; }).then(function (data) {
-        if (response.ok) return { ok: true, status: response.status, data: data };
-        var error = data && data.error ? data.error : { code: "HTTP_" + response.status, message: response.statusText };
-        return { ok: false, status: response.status, error: error };
-      });
-    }, function () {
-      return { ok: false, status: 0, error: { code: "NETWORK_ERROR", message: "The server cannot be reached" } };
-    });
+    return page.requestJson(method, API + path, body, state.token);
   }
 
   // The socket
@@ -118,9 +72,7 @@
   var socket = io(options);
 
   function setConnection(kind, text) {
-    var pill = byId("connection");
-    pill.dataset.state = kind;
-    pill.textContent = text;
+    page.setPill("connection", kind, text);
   }
 
   function transportName() {

@@ -49,22 +49,13 @@
     return Number.isFinite(value) && value >= 1 && value <= 60 ? value : 5;
   }
 
-  function byId(id) {
-    return document.getElementById(id);
-  }
-
-  function element(tag, className, text) {
-    var node = document.createElement(tag);
-    if (className) node.className = className;
-    if (text !== undefined && text !== null) node.textContent = String(text);
-    return node;
-  }
-
-  function clockTime(value) {
-    var date = value === undefined ? new Date() : new Date(value);
-    if (isNaN(date.getTime())) return String(value);
-    return date.toLocaleTimeString([], { hour: "2-digit", minute: "2-digit", second: "2-digit" });
-  }
+  var page = window.FantasizePage; // fantasize/platform/pages/static/page.js, loaded first
+  var byId = page.byId;
+  var element = page.element;
+  var clockTime = page.clockTime;
+  var describeError = page.describeError;
+  var showError = page.showError;
+  var clearError = page.clearError;
 
   function isNumber(value) {
     return typeof value === "number" && isFinite(value);
@@ -106,53 +97,20 @@
     return parts.slice(0, 2).join(" ");
   }
 
-  function describeError(error) {
-    if (!error) return "Unknown error";
-    return error.code ? error.code + ": " + (error.message || "") : String(error.message || error);
-  }
-
-  // Alerts and the status pill
-
-  function showError(text) {
-    byId("alert-text").textContent = text;
-    byId("alert").hidden = false;
-  }
-
-  function clearError() {
-    byId("alert").hidden = true;
-    byId("alert-text").textContent = "";
-  }
+  // The status pill
 
   function setStatus(kind, text) {
-    var pill = byId("status");
-    pill.dataset.state = kind;
-    pill.textContent = text;
+    page.setPill("status", kind, text);
   }
 
   // HTTP
 
-  /* One JSON request; resolves with {ok, status, data, error}, never rejects. `{success, data}` is unwrapped. */
+  /* One JSON request (page.requestJson, which never rejects); an API's `{success, data}` is unwrapped. */
   function call(method, url, body) {
-    var headers = { Accept: "application/json" };
-    if (body !== undefined) headers["Content-Type"] = "application/json";
-    if (state.token) headers.Authorization = "Bearer " + state.token;
-    return fetch(url, {
-      method: method,
-      headers: headers,
-      body: body === undefined ? undefined : JSON.stringify(body),
-      credentials: "omit",
-      cache: "no-store",
-    }).then(function (response) {
-      return response.json().catch(function () { return null; }).then(function (data) {
-        var unwrapped = data && data.success === true && "data" in data ? data.data : data;
-        if (response.ok) return { ok: true, status: response.status, data: unwrapped };
-        var error = data && data.error ? data.error : { code: "HTTP_" + response.status, message: response.statusText };
-        var retryAfter = Number(response.headers.get("Retry-After"));
-        return { ok: false, status: response.status, data: unwrapped, error: error,
-          retryAfterS: Number.isFinite(retryAfter) && retryAfter > 0 ? retryAfter : 0 };
-      });
-    }, function () {
-      return { ok: false, status: 0, error: { code: "NETWORK_ERROR", message: "The server cannot be reached" } };
+    return page.requestJson(method, url, body, state.token).then(function (result) {
+      var data = result.data;
+      result.data = data && data.success === true && "data" in data ? data.data : data;
+      return result;
     });
   }
 
