@@ -23,7 +23,7 @@ from tests.live_server import LiveServer, process_status, rss, worker_pid
 TEXT, BINARY, CLOSE, PING = 0x1, 0x2, 0x8, 0x9
 CONTINUATION = 0x0
 MiB = 1024 * 1024
-ACCESS_LINE = re.compile(r'"logger": "fantasize\.requests"')  # the request line (request_log): one per request
+ACCESS_LINE = re.compile(r'"logger": ?"fantasize\.requests"')  # the request line (request_log): one per request
 ONCE = "(further occurrences of this error will be logged with level INFO)"  # engine.io's, once per kind
 
 

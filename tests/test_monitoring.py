@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import math
 import random
+import subprocess
 import sys
 import threading
 import time
@@ -28,7 +29,7 @@ from fantasize.platform import monitoring
 from fantasize.platform.monitoring import Sample, figures, report
 from fantasize.platform.monitoring.window import COARSE_TTL, REDIS_TIMEOUT, Window
 from tests.conftest import database_url
-from tests.live_server import LiveServer, free_port
+from tests.live_server import ROOT, LiveServer, free_port
 from tests.support import PrivateRedis, SilentServer, all_at_once, delete_prefix, recorded, shared_redis
 
 METRICS = "/api/admin/performance/metrics"
@@ -607,3 +608,15 @@ def test_a_flush_is_one_pipelined_write(prefix, monkeypatch):
     assert writes[0][0] == "MULTI" and writes[0][-1] == "EXEC" and "HINCRBY" in writes[0] and "ZADD" in writes[0]
     monkeypatch.undo()
     assert window.metrics(300, now)["totalRequests"] == 60 and window.metrics(300, now)["scope"] == "cluster"
+
+
+def test_counters_are_locked_under_threads_and_not_under_gevent():
+    """The request path's counters take a real lock where threads may interleave, and none under gevent's
+    monkey-patching, where a greenlet only yields on I/O (no I/O happens while one is held)."""
+    probe = ("from fantasize.platform.monitoring import counting_lock; "
+             "print(type(counting_lock()).__name__)")
+    plain = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True, cwd=ROOT)
+    patched = subprocess.run([sys.executable, "-c", "from gevent import monkey; monkey.patch_all(); " + probe],
+                             capture_output=True, text=True, check=True, cwd=ROOT)
+    assert plain.stdout.strip() == "lock"
+    assert patched.stdout.strip() == "nullcontext"

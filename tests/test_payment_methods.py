@@ -305,6 +305,6 @@ def test_the_card_number_and_cvv_appear_nowhere(make_app, capfd, number, status)
     assert any(statement.startswith("INSERT INTO payment_methods") for statement in sent) == (status == 201)
     if status == 201:
         assert f"| {number[-4:]} |" in dump
-        assert '"message": "payment method added"' in captured.err  # the logs were captured
+        assert '"message":"payment method added"' in captured.err  # the logs were captured
     else:
         assert response.json["error"]["details"] == {"cardNumber": ["Invalid card number."]}

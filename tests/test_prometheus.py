@@ -8,14 +8,14 @@ import json
 import uuid
 
 import pytest
-from prometheus_client import CONTENT_TYPE_LATEST
+from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 from prometheus_client.parser import text_string_to_metric_families
 from sqlalchemy import text
 
 from config import ConfigError, TestingConfig
 from fantasize.extensions import db
 from fantasize.platform import monitoring
-from fantasize.platform.monitoring.prometheus import RequestMetrics
+from fantasize.platform.monitoring.prometheus import RequestMetrics, Tally
 from fantasize.platform.monitoring.scrape_access import parse_allow
 from tests.factories import Factory
 from tests.support import PrivateRedis, delete_prefix, shared_redis
@@ -121,6 +121,28 @@ def test_labelled_children_are_resolved_once_per_method_route_and_status(make_ap
     client.get("/no/such/path")
     assert len(resolved) == 4  # (counter, histogram) x two label sets
     assert requests_of(scrape(client), method="GET", route=f"{API}/versions", status="200") == 5
+
+
+def test_the_tally_shows_what_observing_each_request_would_have_shown():
+    """Counts and latencies are kept as plain numbers per request and added to the metrics' own values at the
+    scrape (prometheus.Tally): the exposition is exactly that of a counter increment and a histogram observation per
+    request, bucket edges, +Inf and repeated flushes included."""
+    durations = [0.0, 0.004, 0.005, 0.0051, 0.3, 1.0, 1.0000001, 9.99, 10.0, 42.0, 0.02, 0.02]
+    statuses = [200, 200, 404, 200, 500, 200, 200, 503, 200, 200, 200, 201]
+    deferred_registry, direct_registry = CollectorRegistry(), CollectorRegistry()
+    tally = Tally()
+    deferred, direct = RequestMetrics(deferred_registry, tally), RequestMetrics(direct_registry, Tally())
+    for number, (seconds, status) in enumerate(zip(durations, statuses, strict=True)):
+        deferred(monitoring.Sample("GET", "/api/v1/products/<int:product_id>", status, seconds, None, 0.0))
+        labels = ("GET", "/api/v1/products/<int:product_id>", str(status))
+        direct.requests.labels(*labels).inc()
+        direct.latency.labels(*labels).observe(seconds)
+        if number % 5 == 4:
+            tally.apply()  # flushes in between add up
+    tally.apply()
+    assert generate_latest(deferred_registry) == generate_latest(direct_registry)
+    tally.apply()  # nothing pending: nothing added twice
+    assert generate_latest(deferred_registry) == generate_latest(direct_registry)
 
 
 @pytest.mark.parametrize("backend", ["sqlite"])

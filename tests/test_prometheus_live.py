@@ -90,7 +90,9 @@ def test_with_two_workers_every_scrape_counts_both_workers_requests(backend, mak
         total = sum(served_by.values())
         workers = gunicorn_workers(server)
         assert set(served_by) == set(workers) and len(workers) == 2, (served_by, workers)
-        # Whichever worker answers the scrape, it reports both workers' requests.
+        # Whichever worker answers the scrape, it reports both workers' requests: each worker writes its counts to
+        # the shared files every second (prometheus.Tally), so once both have, every scrape holds them all.
+        assert wait_for(lambda: requests_to(scrape(server.url), STATS) == total, timeout=10)
         for _ in range(6):
             samples = scrape(server.url)
             assert requests_to(samples, STATS) == total

@@ -96,7 +96,7 @@ def test_text_format_is_for_people(make_app):
     (line,) = [line for line in stream.getvalue().splitlines() if "fantasize.requests" in line]
     assert not line.startswith("{")
     assert "INFO" in line and "GET /api/v1/versions 200" in line
-    assert "route=/api/v1/versions" in line and "request_id=trace-7" in line
+    assert "route=/api/v1/versions" in line and "requestId=trace-7" in line
 
 
 @pytest.mark.parametrize("backend", ["sqlite"])

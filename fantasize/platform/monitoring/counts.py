@@ -3,8 +3,9 @@ rejections, orders placed and their status changes.
 
 The callers (the page cache, the rate limiter, the socket admission gate, the order events) import only this
 module, which imports no prometheus_client: each call is a dict lookup for the app's counters and, when
-ENABLE_PERFORMANCE_MONITORING is on, one increment of a child metric resolved when the app was built. With
-monitoring off the app has no counters and every call returns at once.
+ENABLE_PERFORMANCE_MONITORING is on, one increment of a child metric resolved when the app was built (the page
+cache's, on every cacheable read, through the tally: prometheus.Tally). With monitoring off the app has no counters
+and every call returns at once.
 """
 
 from __future__ import annotations
@@ -32,7 +33,7 @@ def page_cache(hit: bool) -> None:
     """A cacheable read was answered from the cache (hit) or computed (miss, also while Redis is away)."""
     found = counters()
     if found is not None:
-        (found.cache_hit if hit else found.cache_miss).inc()
+        found.tally.add(found.cache_hit if hit else found.cache_miss)
 
 
 def rate_limited(kind: str, app: Flask | None = None) -> None:

@@ -8,6 +8,7 @@ and the scrape reads Redis alone (one PING is per instance, whichever worker sen
 
 from __future__ import annotations
 
+import atexit
 import logging
 import threading
 import time
@@ -68,8 +69,9 @@ class WorkerFigures:
     """Multiprocess mode: this worker's pool, sockets and memory written to gauges every REFRESH_SECONDS (values are
     files, summed or maxed over live workers by MultiProcessCollector)."""
 
-    def __init__(self, app: Flask) -> None:
+    def __init__(self, app: Flask, tally: Any = None) -> None:
         self.app = app
+        self.tally = tally  # prometheus.Tally: this worker's pending counts, written with the figures
         self.pool_size = Gauge("db_pool_size", "Connections the database pools keep (all workers)",
                                namespace=NAMESPACE, multiprocess_mode="livesum", registry=None)
         self.checked_out = Gauge("db_pool_checked_out", "Database connections in use now (all workers)",
@@ -84,6 +86,8 @@ class WorkerFigures:
                             multiprocess_mode="livemax", registry=None)
 
     def refresh(self) -> None:
+        if self.tally is not None:
+            self.tally.apply()
         pool = readings.pool(self.app)
         if pool is not None:
             self.pool_size.set(pool.size)
@@ -108,3 +112,5 @@ class WorkerFigures:
         self.refresh()
         # Under gevent threading is patched: this is a greenlet of the worker's hub.
         threading.Thread(target=self.run, name="prometheus-figures", daemon=True).start()
+        if self.tally is not None:
+            atexit.register(self.tally.apply)  # a worker on its way out writes what it counted since the last refresh

@@ -39,6 +39,7 @@ from redis.backoff import NoBackoff
 from redis.exceptions import RedisError
 from redis.retry import Retry
 
+from fantasize.platform.monitoring import counting_lock
 from fantasize.platform.monitoring.figures import count, merged, report
 
 if TYPE_CHECKING:
@@ -90,7 +91,7 @@ class Window:
                                      retry=Retry(NoBackoff(), 1)) if redis_url else None)
         self.prefix = prefix
         self.slow_request_ms = slow_request_ms
-        self._lock = threading.Lock()  # guards the figures; held only to add or copy, never across I/O
+        self._lock = counting_lock()  # guards the figures; held only to add or copy, never across I/O
         self._ticking = threading.Lock()  # one tick at a time (the task's, or a test's)
         self._pending: dict[int, Counter] = {}  # fine slot -> figures recorded since the last tick
         self._unsent: dict[int, Counter] = {}  # fine slot -> figures folded but not yet in Redis
