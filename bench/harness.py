@@ -17,8 +17,9 @@ Everything runs on this machine, traffic goes to 127.0.0.1 only, and whatever th
    a quarter for an uncached one) for both. Two rows of issue 14 are measured the same way against another
    baseline: `monitoring`, the cached single product on the Fantasize above (ENABLE_PERFORMANCE_MONITORING=true)
    against a third Fantasize with ENABLE_PERFORMANCE_MONITORING=false (the cost of the request recording, judged
-   by req/s and by worker CPU per request); `health-live`, the liveness probe against bare Flask's /health/live,
-   a route that does nothing but answer the probe's body.
+   by req/s and by worker CPU per request; the two are measured in turns, PAIRED_ROUNDS wrk runs each, and
+   summed, as their difference is smaller than the drift of two runs on shared cores); `health-live`, the liveness
+   probe against bare Flask's /health/live, a route that does nothing but answer the probe's body.
 4. Order placement: 50 buyers registered through the API, wrk posting one line over 40 restocked products with a
    fresh Idempotency-Key per request; the stock arithmetic checked against the database; wrk's own CPU reported.
 5. Soak: the same cached URL with integer query parameters (SOAK_PATH) in SOAK_ROUNDS consecutive wrk runs on the
@@ -590,21 +591,50 @@ def fetch_bodies(run: Run) -> None:
         row.bare_bytes = len(response.content)
 
 
+# A Fantasize measured against another Fantasize (`monitoring`) differs from it by a few percent, less than what the
+# shared cores drift between two runs: the two are measured in turns (ABBA), this many rounds each, and summed.
+PAIRED_ROUNDS = 4
+
+
+def combined(loads: list[Saturation]) -> Saturation:
+    """Several wrk runs of one server as one: requests, time and CPU summed, the slowest round's percentiles."""
+    duration = sum(load.duration_s for load in loads)
+    requests_ = sum(load.requests for load in loads)
+    errors: dict[str, int] = {}
+    for load in loads:
+        for kind, number in load.errors.items():
+            errors[kind] = errors.get(kind, 0) + number
+    return Saturation(rate=requests_ / duration if duration else 0.0, p50_ms=max(load.p50_ms for load in loads),
+                      p99_ms=max(load.p99_ms for load in loads), requests=requests_, errors=errors, statuses={},
+                      duration_s=duration, cpu_s=sum(load.cpu_s for load in loads),
+                      server_cpu_s=sum(load.server_cpu_s or 0.0 for load in loads))
+
+
 def measure_read(run: Run, row: ReadRow) -> None:
     seconds, warm = run.args.duration, run.warm_s
     mine = run.servers[row.server]
     bare = run.servers[row.baseline]
-    for label, server, attr in (("Fantasize", mine, "fantasize"), (row.baseline_name, bare, "bare")):
+    sides = (("Fantasize", mine, "fantasize"), (row.baseline_name, bare, "bare"))
+    for label, server, _attr in sides:
         wrk(server.url + row.path, warm)  # keep-alive connections, pools, and for a cached row the stored page
         if server is mine or row.baseline != "bare":
             state = requests.get(server.url + row.path, timeout=30).headers.get("X-Cache")
             if (state == "HIT") != row.cached:
                 run.notes.append(f"{row.key}: after the warm-up {label} answered X-Cache: {state}")
-        cpu_before = server.worker_cpu_s()
-        result = wrk(server.url + row.path, seconds)
-        result.server_cpu_s = server.worker_cpu_s() - cpu_before
+    rounds = 1 if row.baseline == "bare" else PAIRED_ROUNDS
+    loads: dict[str, list[Saturation]] = {attr: [] for _label, _server, attr in sides}
+    for number in range(rounds):
+        # In turns, each side first every other round: neither is always measured on a machine the other warmed.
+        for _label, server, attr in (sides if number % 2 == 0 else sides[::-1]):
+            cpu_before = server.worker_cpu_s()
+            result = wrk(server.url + row.path, seconds)
+            result.server_cpu_s = server.worker_cpu_s() - cpu_before
+            loads[attr].append(result)
+    for label, _server, attr in sides:
+        result = loads[attr][0] if rounds == 1 else combined(loads[attr])
         setattr(row, attr, result)
         log(f"{row.key}: {label} {result.rate:,.0f} req/s, p99 {result.p99_ms:,.1f} ms"
+            + (f" ({rounds} rounds in turns)" if rounds > 1 else "")
             + (f", errors {result.errors}" if result.errors else ""))
     offered = row.bare.rate / (2 if row.light else 4)
     for label, server, attr in (("Fantasize", mine, "fixed_fantasize"), (row.baseline_name, bare, "fixed_bare")):
