@@ -97,12 +97,15 @@ def test_requests_are_counted_and_timed_by_method_route_template_and_status(make
 
 @pytest.mark.parametrize("backend", ["sqlite"])
 def test_methods_a_client_makes_up_count_under_one_label(make_app):
-    client = make_app().test_client()
+    app = make_app()
+    client = app.test_client()
     for method in ("BREW", "PROPFIND", "X-SPRAY"):
         client.open("/no/such/path", method=method)
     samples = scrape(client)
     counted = {labels: v for (name, labels), v in samples.items() if name == "fantasize_http_requests_total"}
     assert counted == {frozenset({"method": "OTHER", "route": monitoring.UNMATCHED, "status": "404"}.items()): 3}
+    (listener,) = [listener for listener in monitoring.state(app).listeners if isinstance(listener, RequestMetrics)]
+    assert list(listener._children) == [("OTHER", monitoring.UNMATCHED, 404)]  # the cache of children is bounded too
 
 
 @pytest.mark.parametrize("backend", ["sqlite"])

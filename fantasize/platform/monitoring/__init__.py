@@ -28,6 +28,10 @@ if TYPE_CHECKING:
     from fantasize.platform.monitoring.window import Window
 
 EXTENSION = "fantasize.monitoring"
+# A client may send any method name; a Sample carries it only when it is one of these, else OTHER, so a stream of
+# made-up methods cannot grow any listener's counters, labels or caches.
+METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
+OTHER_METHOD = "OTHER"
 UNMATCHED = "<unmatched>"
 
 
@@ -35,7 +39,7 @@ class Sample(NamedTuple):
     """One finished request (a named tuple: built on every request, and a frozen dataclass costs three times as
     much)."""
 
-    method: str
+    method: str  # one of METHODS, or OTHER_METHOD
     route: str  # the rule's template, or UNMATCHED
     status: int
     seconds: float  # from the first before-request hook to the last after-request hook
@@ -122,7 +126,10 @@ def _finish(status: int) -> None:
     started = g.pop("monitoring_started", None)
     if started is None:  # recorded already (after_request ran before teardown), or never started
         return
-    sample = Sample(request.method, route_of(), status, perf_counter() - started, g.get("request_id"), time())
+    method = request.method
+    if method not in METHODS:
+        method = OTHER_METHOD
+    sample = Sample(method, route_of(), status, perf_counter() - started, g.get("request_id"), time())
     for listener in current_app.extensions[EXTENSION].listeners:
         listener(sample)
 

@@ -54,8 +54,6 @@ EXTENSION = "fantasize.prometheus"
 PATH = "/metrics"
 # Seconds. SLOW_REQUEST_THRESHOLD's default (1 s) is a bucket edge, so the p99 and slow-request alerts are exact.
 LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
-# Methods outside this set (a client may send any token) count as OTHER: labels stay bounded.
-METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
 
 
 def multiprocess_mode() -> bool:
@@ -116,7 +114,7 @@ class RequestMetrics:
     """The request listener: one count, and one latency observation, per request, kept in the tally.
 
     `.labels()` builds a key and takes a lock on every call (a few microseconds); the children are kept here per
-    (method, route, status), a set bounded by the app's routes x METHODS x status codes, with the histogram's
+    (method, route, status), a set bounded by the app's routes x monitoring.METHODS x status codes, with the histogram's
     values: its sum and its buckets (a duration counts in the first bucket whose bound it does not exceed, +Inf
     last, as Histogram.observe does).
     """
@@ -142,8 +140,6 @@ class RequestMetrics:
 
     def _resolve(self, key: tuple[str, str, int]) -> tuple[Any, Any, list[Any]]:
         method, route, status = key
-        if method not in METHODS:
-            method = "OTHER"
         labels = (method, route, str(status))
         histogram = self.latency.labels(*labels)
         children = (self.requests.labels(*labels), histogram._sum, list(histogram._buckets))

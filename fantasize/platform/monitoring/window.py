@@ -60,11 +60,6 @@ REDIS_TIMEOUT = 0.5  # seconds, to connect and for each reply
 READ_PAUSE = 5.0  # seconds the endpoints read only this process after a failed Redis read (unless a flush works)
 QUIET_SECONDS = 60.0
 
-# A client may send any method name; counted under its own name only when it is one of these, else as OTHER, so a
-# stream of made-up methods cannot grow the counters (in process and in Redis) without bound.
-METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
-OTHER_METHOD = "OTHER"
-
 SCOPE_CLUSTER = "cluster"  # every instance, from Redis
 SCOPE_INSTANCE = "instance"  # this process only
 
@@ -110,8 +105,6 @@ class Window:
     def record(self, sample: Sample) -> None:
         """A request listener (monitoring.on_request): count one finished request."""
         method, route, status, seconds = sample.method, sample.route, sample.status, sample.seconds
-        if method not in METHODS:
-            method = OTHER_METHOD
         ms = seconds * 1000
         slow = ms > self.slow_request_ms
         slot = int(sample.at) // FINE * FINE
