@@ -340,8 +340,8 @@ http {{
             instance.stop()
 
     def instance_for(self, address: str = "127.0.0.1") -> Instance:
-        """The instance nginx sends a client at `address` (a loopback address: 127.0.0.2, 127.0.0.3, ... are all
-        this machine's) to: one request from that address, found in nginx's access log by its request id."""
+        """The instance nginx sends a client at `address` to (a loopback address: 127.0.0.2, 127.0.0.3, ... are all
+        this machine's): one request from that address, then where nginx's access log says it went."""
         request_id = f"upstream-probe-{uuid.uuid4().hex}"
         connection = http.client.HTTPConnection("127.0.0.1", self.port, timeout=10, source_address=(address, 0))
         try:
@@ -349,16 +349,21 @@ http {{
             connection.getresponse().read()
         finally:
             connection.close()
+        return self.instance_of_request(request_id)
+
+    def instance_of_request(self, request_id: str, timeout: float = 5) -> Instance:
+        """The instance that answered the request nginx logged with this X-Request-ID (the last one tried)."""
         marker = f"rid={request_id}"
-        deadline = time.monotonic() + 5
-        while time.monotonic() < deadline:
+        deadline = time.monotonic() + timeout
+        while True:
             for line in self.nginx_log.read_text(errors="replace").splitlines():
-                if line.endswith(marker):
+                if line.endswith(marker) and UPSTREAM.search(line):
                     # $upstream_addr lists every instance tried ("a:1, b:2"): the last one answered.
                     port = int(UPSTREAM.findall(line)[-1])
                     return next(instance for instance in self.instances if instance.port == port)
+            if time.monotonic() > deadline:
+                raise ClusterError(f"request {request_id} is not in {self.nginx_log}")
             time.sleep(0.05)
-        raise ClusterError(f"request {request_id} is not in {self.nginx_log}")
 
     def __enter__(self) -> Cluster:
         return self.start()
