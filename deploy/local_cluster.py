@@ -400,17 +400,58 @@ def claim(pid_file: Path, url: str) -> int | None:
             holder = running_pid(pid_file)
             if holder is not None:
                 return holder
-            pid_file.unlink(missing_ok=True)  # left by a cluster that was killed
+            end_leftovers(pid_file)
+            pid_file.unlink(missing_ok=True)
             continue
         with os.fdopen(handle, "w") as file:
             file.write(f"{os.getpid()}\n{url}\n")
         return None
 
 
+def record(pid_file: Path, url: str, processes: list[int]) -> None:
+    """Our pid, the URL, then the pids of the servers we started, one a line: what `stop` ends should this process
+    be killed (its children run in sessions of their own, so they outlive it)."""
+    temporary = pid_file.with_name(f".{pid_file.name}.new")
+    temporary.write_text("\n".join([str(os.getpid()), url, *map(str, processes)]) + "\n")
+    temporary.replace(pid_file)
+
+
+def end_leftovers(pid_file: Path) -> list[int]:
+    """SIGTERM (then SIGKILL) to the servers a killed cluster left running: those its pid file lists that are
+    still nginx, gunicorn or redis-server (a pid the system has since given to another program is left alone)."""
+    found = []
+    with contextlib.suppress(OSError):
+        for word in pid_file.read_text().split()[2:]:
+            with contextlib.suppress(ValueError, OSError):
+                command = Path(f"/proc/{int(word)}/cmdline").read_bytes()
+                if any(program in command for program in (b"nginx", b"gunicorn", b"redis-server")):
+                    found.append(int(word))
+    if found:
+        print(f"local-cluster: stopping what a killed cluster left running (pids {' '.join(map(str, found))})",
+              flush=True)
+        everything = [*found, *(child for pid in found for child in children(pid))]
+        send(found, signal.SIGTERM)
+        deadline = time.monotonic() + STOP_SECONDS
+        while any(Path(f"/proc/{pid}").exists() for pid in found) and time.monotonic() < deadline:
+            time.sleep(0.1)
+        send(everything, signal.SIGKILL)
+    return found
+
+
 def stop_running(state_dir: Path) -> int:
     pid_file = state_dir / PID_FILE
     pid = running_pid(pid_file)
     if pid is None:
+        from deploy.local_services import LocalPostgres
+
+        # A killed cluster's servers, and its private PostgreSQL (which the next start would have reused).
+        postgres = LocalPostgres(state_dir / "postgres")
+        left = [*end_leftovers(pid_file), *([postgres.running_port()] if postgres.running_port() else [])]
+        postgres.stop()
+        pid_file.unlink(missing_ok=True)
+        if left:
+            print("local-cluster: stopped")
+            return 0
         print(f"local-cluster: no local cluster is running (no live pid in {pid_file})")
         return 1
     os.kill(pid, signal.SIGTERM)
@@ -507,6 +548,8 @@ def main(argv: list[str] | None = None) -> int:
                           state_dir)
         print(f"local-cluster: migrating and seeding (log: {cluster.log_dir / 'prepare.log'})", flush=True)
         cluster.start()
+        record(pid_file, url, [*cluster.nginx_pids[:1], *(i.pid for i in cluster.instances),
+                               *(s.process.pid for s in services if isinstance(s, LocalRedis))])
         print(banner(cluster, where), flush=True)
         watch(cluster)
     except Stopped:
