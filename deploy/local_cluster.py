@@ -123,7 +123,8 @@ def spawn(command: list[str], env: dict[str, str], log: Path) -> subprocess.Pope
 
 def nginx_program() -> str | None:
     """nginx on PATH, else where Debian installs it (/usr/sbin, which is not on an ordinary user's PATH)."""
-    return shutil.which("nginx") or next((path for path in ("/usr/sbin/nginx",) if os.access(path, os.X_OK)), None)
+    debian = "/usr/sbin/nginx"
+    return shutil.which("nginx") or (debian if os.access(debian, os.X_OK) else None)
 
 
 class Instance:

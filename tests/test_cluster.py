@@ -148,6 +148,25 @@ def test_each_client_address_has_its_own_budget_through_nginx(cluster):
         assert (line["path"], line["status"], line["clientAddress"]) == ("/api/v1/auth/login", reply.status, address)
 
 
+def test_a_body_over_the_limit_is_refused_by_nginx_in_the_api_error_shape(cluster):
+    connection = http.client.HTTPConnection("127.0.0.1", cluster.port, timeout=15)
+    try:  # the headers alone: nginx refuses on Content-Length, before any byte of the body (or any instance)
+        connection.putrequest("POST", "/api/v1/uploads")
+        for name, value in [("Content-Length", str(10 * 1024 * 1024 + 1)), ("Content-Type", "image/png"),
+                            ("X-Request-ID", "too-large-1")]:
+            connection.putheader(name, value)
+        connection.endheaders()
+        response = connection.getresponse()
+        body = json.loads(response.read())
+    finally:
+        connection.close()
+
+    assert response.status == 413 and response.headers["Content-Type"] == "application/json"
+    assert response.headers["X-Request-ID"] == "too-large-1"
+    assert body["success"] is False and body["error"]["code"] == "PAYLOAD_TOO_LARGE"
+    assert body["meta"]["requestId"] == "too-large-1"
+
+
 def test_a_limit_is_counted_exactly_across_both_instances(cluster):
     # One client as nginx forwards it (X-Forwarded-For naming it, which PROXY_COUNT=1 trusts), its requests sent
     # straight to both instances at once, four each.
