@@ -22,6 +22,7 @@ from flask import Flask
 
 from config import TestingConfig
 from deploy.local_cluster import UPSTREAM, Cluster, Instance, nginx_program
+from fantasize.platform.request_log import REQUESTS_LOGGER
 from tests.conftest import database_url
 from tests.js_clients import EXIT_OK, TRANSPORTS, Tracker, node_program
 from tests.live_server import free_port
@@ -60,7 +61,8 @@ def request_line(instance: Instance, request_id: str, timeout: float = 5) -> dic
     deadline = time.monotonic() + timeout
     while True:
         for line in instance.log_path.read_text(errors="replace").splitlines():
-            if line.startswith("{") and f'"requestId":"{request_id}"' in line:
+            # Other lines may name the request too (a slow request's warning): the request line is the logger's.
+            if f'"requestId":"{request_id}"' in line and f'"logger":"{REQUESTS_LOGGER}"' in line:
                 return json.loads(line)
         if time.monotonic() > deadline:
             pytest.fail(f"no request line for {request_id} in {instance.log_path}")
