@@ -17,6 +17,7 @@ import http.client
 import os
 import pwd
 import re
+import resource
 import shutil
 import signal
 import socket
@@ -280,6 +281,9 @@ class Cluster:
         # temporary directory is 0700): they run as the folder's owner, as they do for anyone else.
         user = f"user {pwd.getpwuid(state.stat().st_uid).pw_name};\n" if os.geteuid() == 0 else ""
         balance = "hash $remote_addr consistent;" if self.affinity else "# round robin: no affinity"
+        # nginx's workers hold two descriptors a proxied connection; it warns when worker_connections passes the
+        # open-file limit it runs with (1024 for most users).
+        connections = min(4096, resource.getrlimit(resource.RLIMIT_NOFILE)[0])
         servers = "\n".join(f"        server 127.0.0.1:{i.port} max_fails=1 fail_timeout=5s;" for i in self.instances)
         return f"""# Written by deploy/local_cluster.py on every start: the settings live in {NGINX_DIR}.
 daemon off;
@@ -288,7 +292,7 @@ pid "{state / 'nginx.pid'}";
 error_log stderr warn;
 
 events {{
-    worker_connections 4096;
+    worker_connections {connections};
 }}
 
 http {{
