@@ -16,6 +16,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import config
 from deploy.local_cluster import (
@@ -136,8 +137,6 @@ def ensure_nginx() -> None:
 
 def shown(url: str) -> str:
     """A database or Redis URL without its password."""
-    from urllib.parse import urlsplit
-
     parts = urlsplit(url)
     if parts.password:
         return url.replace(f":{parts.password}@", ":***@", 1)
