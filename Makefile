@@ -1,4 +1,5 @@
-# The two commands: `make run` (a demo shop on http://127.0.0.1:5000) and `make test` (the whole suite).
+# The commands: `make run` (a demo shop on http://127.0.0.1:5000) and `make test` (the whole suite); `make cluster`
+# shows the production shape on one machine.
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
@@ -8,7 +9,7 @@ DEMO_ADMIN_PASSWORD ?= fantasize-admin-demo
 # Two workers: each gets its own PostgreSQL database and SQLite file (see tests/conftest.py).
 PYTEST_ARGS ?= -n 2
 
-.PHONY: run test install lint fuzz bench clean
+.PHONY: run cluster test install lint fuzz bench clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -29,6 +30,14 @@ run: install
 	@echo "  Demo admin login: $(DEMO_ADMIN_EMAIL) / $(DEMO_ADMIN_PASSWORD)"
 	@echo ""
 	$(BIN)/python wsgi.py
+
+# nginx in front of INSTANCES gunicorn instances on http://127.0.0.1:8080, sharing PostgreSQL and Redis (DATABASE_URL
+# and REDIS_URL, else private ones kept in instance/cluster); Ctrl-C or `deploy/local-cluster stop` stops it.
+# E.g. `make cluster INSTANCES=3 ARGS="--port 8081"`.
+INSTANCES ?= 2
+cluster: install
+	DEMO_ADMIN_EMAIL=$(DEMO_ADMIN_EMAIL) DEMO_ADMIN_PASSWORD=$(DEMO_ADMIN_PASSWORD) \
+	deploy/local-cluster --instances $(INSTANCES) $(ARGS)
 
 # The Node side of the real-time tests (socket.io-client, playwright-core), exactly as the lockfile pins it.
 NODE_TESTS := tests/node

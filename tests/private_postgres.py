@@ -10,7 +10,6 @@ it are skipped locally and fail in CI (tests.support.skip_or_fail).
 from __future__ import annotations
 
 import contextlib
-import glob
 import os
 import pwd
 import shutil
@@ -22,21 +21,12 @@ from pathlib import Path
 
 import psycopg2
 
+from deploy.local_services import postgres_program
 from tests.live_server import free_port
 from tests.support import skip_or_fail
 
 SERVER_SETTINGS = ("fsync=off", "full_page_writes=off", "synchronous_commit=off", "listen_addresses=127.0.0.1",
                    "max_connections=50", "shared_buffers=16MB")
-
-
-def postgres_program(name: str) -> str | None:
-    """A PostgreSQL server program (initdb, pg_ctl) on PATH, else in Debian's versioned directory (newest)."""
-    found = shutil.which(name)
-    if found:
-        return found
-    candidates = sorted(glob.glob(f"/usr/lib/postgresql/*/bin/{name}"),
-                        key=lambda path: int(Path(path).parts[-3]) if Path(path).parts[-3].isdigit() else 0)
-    return candidates[-1] if candidates else None
 
 
 class PrivatePostgres:

@@ -33,7 +33,7 @@ from flask import Flask
 from config import ConfigError, TestingConfig
 from fantasize.realtime import realtime_of
 from fantasize.realtime.conduct import FAILED, MALFORMED, REFUSED, Conduct, QuietLogger
-from tests import test_realtime_node
+from tests import js_clients, test_realtime_node
 from tests.conftest import database_url
 from tests.factories import Factory
 from tests.live_server import LiveServer
@@ -343,7 +343,7 @@ def test_the_javascript_client_reads_a_refused_connection_as_the_readme_says(pai
     address = "203.0.113.70"
 
     def js_connect(server: LiveServer) -> dict:
-        done = subprocess.run([node, "-e", REFUSED_JS, server.url, address], cwd=test_realtime_node.NODE_TESTS,
+        done = subprocess.run([node, "-e", REFUSED_JS, server.url, address], cwd=js_clients.NODE_TESTS,
                               capture_output=True, text=True, timeout=30)
         assert done.returncode == 0, done.stderr
         return json.loads(done.stdout)
