@@ -326,6 +326,22 @@ class RouteLimiter(Limiter):
         super().__init__(*args, **kwargs)
         self.limit_manager = RouteLimits.taking_over(self.limit_manager)
 
+    def _check_request_limit(self, callable_name: str | None = None, in_middleware: bool = True) -> None:
+        """Flask-Limiter's check, without its 500 for the requests already waiting on Redis when it fails.
+
+        The first request whose storage call fails marks the storage dead and counts in memory; Flask-Limiter
+        re-raises the failure of every other request that was in flight on Redis meanwhile (it finds the storage
+        already marked). Those requests count in memory too, as the first one did."""
+        try:
+            super()._check_request_limit(callable_name, in_middleware)
+        except RateLimitExceeded:
+            raise
+        except Exception:
+            if not (self._in_memory_fallback_enabled and self._storage_dead):
+                raise
+            self.context.seen_limits.clear()
+            super()._check_request_limit(callable_name, in_middleware)
+
 
 def storage_options(config: dict) -> dict:
     """Redis fails fast (short timeouts, one reconnect instead of redis-py's ten backed-off retries); our prefix;

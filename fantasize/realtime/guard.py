@@ -133,6 +133,8 @@ def run(realtime: Realtime) -> None:
             wait = max(0.0, next_sweep - time.monotonic())
             message = None
             if pubsub is None:
+                if realtime.queue_url:  # or sooner to subscribe again
+                    wait = min(wait, max(0.0, listen_at - time.monotonic()))
                 realtime.socketio.sleep(wait)
             else:
                 try:
