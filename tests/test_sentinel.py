@@ -1,19 +1,20 @@
-"""Redis Sentinel: the app follows a failover without a restart (API.md "Configuration", REDIS_SENTINELS).
+"""Redis Sentinel: the app follows a failover without a restart (README "Configuration", REDIS_SENTINELS).
 
 A primary, a replica and three sentinels of the test's own (redis-server, redis-server --sentinel, on free loopback
 ports, with passwords for the data and for the sentinels), two live gunicorn instances (one gevent worker each) on
-PostgreSQL configured with REDIS_SENTINELS only. The primary is killed (SIGKILL) while threads make cached reads
-and writes through both instances; sentinels promote the replica within a few seconds.
+PostgreSQL configured with REDIS_SENTINELS only. Twice, while threads make cached reads and stock writes through
+both instances and poll /health: a failover asked of the sentinels (the old primary keeps running, demoted), then
+the primary killed (SIGKILL).
 
 What must hold: no 5xx at any time (while no primary is named the app behaves as when Redis is down: /health
 degraded, limits counted in memory, reads from the database); once the replica is promoted, limits and pages are
 written to it, a limit counts exactly across both instances again, a Socket.IO event crosses instances through it,
 and a sign-out through one instance ends the user's sockets on both (the revocations channel, subscribed again on
-the new primary: the sweep, which would also end them, runs once a minute here).
+the new primary: the sweep, which would also end them, runs once a minute here). The timings are measured and
+printed (the README quotes them), never asserted.
 
 Plus the parsing of the settings (config.redis_url, redis_clients.parse_sentinel_url), which needs no server.
 """
-
 from __future__ import annotations
 
 import itertools
