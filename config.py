@@ -102,8 +102,28 @@ def database_url() -> str | None:
 
 
 def redis_url() -> str | None:
-    """REDIS_URL, else one built from REDIS_HOST/PORT/PASSWORD, else None (in-process fallbacks)."""
+    """The one Redis every Redis user of the app shares (fantasize.platform.redis_clients reads the URL):
+
+    - REDIS_SENTINELS (host:port,...) with REDIS_SENTINEL_MASTER: the primary those sentinels name, followed
+      through failovers (a `redis+sentinel://` URL, see sentinel_url);
+    - else REDIS_URL (which may itself be a `redis+sentinel://` URL);
+    - else one built from REDIS_HOST/PORT/PASSWORD/DB;
+    - else None (in-process fallbacks).
+
+    REDIS_SENTINELS beside REDIS_URL or REDIS_HOST is a ConfigError: two Redis configurations, and whichever won,
+    the instances that read the other one would keep limits and pages apart.
+    """
+    sentinels = _env("REDIS_SENTINELS")
     url = _env("REDIS_URL")
+    if sentinels:
+        others = [name for name in ("REDIS_URL", "REDIS_HOST") if _env(name)]
+        if others:
+            raise ConfigError(f"REDIS_SENTINELS and {' and '.join(others)} are both set: set one Redis "
+                              "configuration (REDIS_SENTINELS with REDIS_SENTINEL_MASTER, or the other)")
+        return sentinel_url(sentinels, _env("REDIS_SENTINEL_MASTER"), _env("REDIS_PASSWORD"),
+                            _env("REDIS_SENTINEL_PASSWORD"), _env("REDIS_DB", "0"))
+    if _env("REDIS_SENTINEL_MASTER"):
+        raise ConfigError("REDIS_SENTINEL_MASTER is set without REDIS_SENTINELS (host:port,host:port,...)")
     if url:
         return url
     host = _env("REDIS_HOST")
@@ -111,7 +131,32 @@ def redis_url() -> str | None:
         return None
     password = _env("REDIS_PASSWORD")
     auth = f":{quote(password, safe='')}@" if password else ""
-    return f"redis://{auth}{host}:{_env('REDIS_PORT', '6379')}/0"
+    return f"redis://{auth}{host}:{_env('REDIS_PORT', '6379')}/{_redis_db(_env('REDIS_DB', '0'))}"
+
+
+def _redis_db(db: str) -> int:
+    if not db.isdigit():
+        raise ConfigError(f"REDIS_DB={db!r} is not a database number (0, 1, ...)")
+    return int(db)
+
+
+def sentinel_url(sentinels: str, master: str | None, password: str | None = None,
+                 sentinel_password: str | None = None, db: str = "0") -> str:
+    """The `redis+sentinel://[:password@]host:port,.../db/master[?sentinel_password=...]` URL of REDIS_SENTINELS'
+    service `master`, as fantasize.platform.redis_clients reads it (ConfigError naming what is wrong)."""
+    hosts = []
+    for entry in sentinels.split(","):
+        host, colon, port = entry.strip().rpartition(":")
+        if not colon or not host or not port.isdigit() or not 0 < int(port) < 65536:
+            raise ConfigError(f"REDIS_SENTINELS={sentinels!r}: {entry.strip()!r} is not host:port; list the "
+                              "sentinels as host:port,host:port,...")
+        hosts.append(f"{host}:{int(port)}")
+    if not master or not master.strip():
+        raise ConfigError("REDIS_SENTINELS is set without REDIS_SENTINEL_MASTER, the name of the service the "
+                          "sentinels watch (their `sentinel monitor <name> ...`)")
+    auth = f":{quote(password, safe='')}@" if password else ""
+    query = f"?sentinel_password={quote(sentinel_password, safe='')}" if sentinel_password else ""
+    return f"redis+sentinel://{auth}{','.join(hosts)}/{_redis_db(db)}/{quote(master.strip(), safe='')}{query}"
 
 
 class Config:

@@ -4,18 +4,17 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from urllib.parse import urlsplit
 
 import click
 from flask import Flask, current_app
 from flask.cli import with_appcontext
 from marshmallow import ValidationError
-from redis import Redis
 from redis.exceptions import RedisError
 
 from fantasize import seed as demo
 from fantasize.errors import Conflict
 from fantasize.platform import cache as page_cache
+from fantasize.platform import redis_clients
 from fantasize.realtime import outbox, realtime_of
 from fantasize.schemas.realtime import ANNOUNCEMENT_TYPES, AnnouncementInSchema
 
@@ -113,22 +112,11 @@ NO_QUEUE = ("No message queue: a separate process can only reach the clients of 
 ANNOUNCE_ARGUMENTS = {"title": "TITLE", "message": "MESSAGE", "type": "--type"}
 
 
-def _queue_address(url: str) -> str:
-    """The message queue's URL without its credentials, to name it in an error."""
-    parts = urlsplit(url)
-    if parts.hostname is None:
-        return f"{parts.scheme}://{parts.path}"
-    try:
-        port = f":{parts.port}" if parts.port else ""
-    except ValueError:
-        port = ""
-    return f"{parts.scheme}://{parts.hostname}{port}{parts.path}"
-
-
 def _check_queue(url: str) -> None:
     """PING the message queue with a short timeout: an emit to a dead Redis is only logged, never raised."""
     try:
-        client = Redis.from_url(url, socket_connect_timeout=QUEUE_PING_SECONDS, socket_timeout=QUEUE_PING_SECONDS)
+        client = redis_clients.client(url, socket_connect_timeout=QUEUE_PING_SECONDS,
+                                      socket_timeout=QUEUE_PING_SECONDS)
     except ValueError as exc:
         raise click.ClickException(f"The message queue URL is not a Redis URL: {exc}") from exc
     try:
@@ -136,7 +124,7 @@ def _check_queue(url: str) -> None:
     except RedisError as exc:
         reason = str(exc).rstrip(".")
         raise click.ClickException(
-            f"The message queue ({_queue_address(url)}) is unreachable: {reason}. Nothing was sent; once Redis "
+            f"The message queue ({redis_clients.address(url)}) is unreachable: {reason}. Nothing was sent; once Redis "
             "answers, run this again, or use POST /api/v1/admin/announcements.") from exc
     finally:
         client.close()

@@ -234,14 +234,16 @@ def database_check(engine: Engine) -> Callable[[float], CheckResult]:
 
 
 def redis_check(url: str, timeout: float) -> Callable[[float], CheckResult]:
-    from redis import Redis
     from redis.backoff import NoBackoff
     from redis.retry import Retry
 
+    from fantasize.platform import redis_clients
+
     # Its own small client: the app's pools may be busy, and their retries are not the probe's to wait for. Each
-    # socket step (connect, the PING's reply) is bounded by the timeout.
-    client = Redis.from_url(url, socket_timeout=timeout, socket_connect_timeout=timeout,
-                            retry=Retry(NoBackoff(), 0), max_connections=2)
+    # socket step (connect, the PING's reply) is bounded by the timeout. With Sentinel the PING goes to the primary
+    # the sentinels name now: while none is named (a failover under way) Redis is unhealthy, /health degraded.
+    client = redis_clients.client(url, socket_timeout=timeout, socket_connect_timeout=timeout,
+                                  retry=Retry(NoBackoff(), 0), max_connections=2)
 
     def run(_timeout: float) -> CheckResult:
         started = time.perf_counter()

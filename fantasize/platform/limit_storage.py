@@ -12,7 +12,8 @@ asked for by `riders` (a callable given in the storage options) at the first hit
 `local function ride(KEYS, ARGV)`, runs under pcall (a failing rider never fails the limit) and its answer is
 handed back through `receive`.
 
-Registered with `limits` under the `fantasize+redis://` scheme (and `fantasize+rediss://`, `fantasize+unix://`),
+Registered with `limits` under the `fantasize+redis://` scheme (and `fantasize+rediss://`, `fantasize+unix://`,
+`fantasize+redis+sentinel://` for the primary Redis Sentinel names: fantasize.platform.redis_clients),
 the extension point `limits` documents for custom storages, so Flask-Limiter builds and falls back from it as
 from its own. Standalone Redis only: a rider's keys are its own business, not declared for a cluster's slots.
 """
@@ -30,6 +31,8 @@ from limits.storage import RedisStorage
 from redis import BlockingConnectionPool
 from redis._parsers import _HiredisParser
 from redis.utils import HIREDIS_AVAILABLE
+
+from fantasize.platform import redis_clients
 
 SCHEME_PREFIX = "fantasize+"
 # How long a request waits for a free pooled connection before Redis counts as failing (limits then count in
@@ -125,15 +128,16 @@ class Rider(Protocol):
 
 
 class CarryingRedisStorage(RedisStorage):
-    STORAGE_SCHEME = [f"{SCHEME_PREFIX}redis", f"{SCHEME_PREFIX}rediss", f"{SCHEME_PREFIX}unix"]
+    STORAGE_SCHEME = [f"{SCHEME_PREFIX}redis", f"{SCHEME_PREFIX}rediss", f"{SCHEME_PREFIX}unix",
+                      f"{SCHEME_PREFIX}{redis_clients.SENTINEL_SCHEME}"]
 
     def __init__(self, uri: str, key_prefix: str = RedisStorage.PREFIX,
                  riders: Callable[[], Rider | None] | None = None, max_connections: int = 50, **options: Any) -> None:
         """`options` go to the connections (timeouts, retry); `max_connections` bounds the pool, whose callers
         wait for a free connection rather than fail (redis-py's default pool raises when it is exhausted)."""
         url = uri.removeprefix(SCHEME_PREFIX)
-        pool = LendingPool.from_url(url, max_connections=max_connections, timeout=POOL_WAIT_SECONDS,
-                                               **{**connection_options(), **options})
+        pool = redis_clients.pool(url, LendingPool, max_connections=max_connections, timeout=POOL_WAIT_SECONDS,
+                                  **{**connection_options(), **options})
         super().__init__(url, connection_pool=pool, key_prefix=key_prefix)
         self._riders = riders
         self._scripts: dict[str, Any] = {}

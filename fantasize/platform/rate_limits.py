@@ -319,12 +319,41 @@ class RouteLimits(LimitManager):
             self.forget()
 
 
+# While Redis is away limits count in each process's memory; Redis is tried again this often (a request that
+# tries waits at most two RATE_LIMIT_REDIS_TIMEOUT_MS). Flask-Limiter's own retries back off to 32 s, which kept
+# the instances' counts apart for up to a minute after a Sentinel failover that took two seconds.
+STORAGE_RETRY_SECONDS = 5
+
+
 class RouteLimiter(Limiter):
     """Flask-Limiter's Limiter with RouteLimits as its limit manager."""
 
     def __init__(self, *args, **kwargs) -> None:
         super().__init__(*args, **kwargs)
         self.limit_manager = RouteLimits.taking_over(self.limit_manager)
+        self._retry_storage_at = 0.0
+
+    def _check_request_limit(self, callable_name: str | None = None, in_middleware: bool = True) -> None:
+        """Flask-Limiter's check, back on Redis within STORAGE_RETRY_SECONDS of its return, and without its 500 for
+        the requests already waiting on Redis when it fails.
+
+        The first request whose storage call fails marks the storage dead and counts in memory; Flask-Limiter
+        re-raises the failure of every other request that was in flight on Redis meanwhile (it finds the storage
+        already marked). Those requests count in memory too, as the first one did."""
+        if self._storage_dead and self._storage is not None and time.monotonic() >= self._retry_storage_at:
+            self._retry_storage_at = time.monotonic() + STORAGE_RETRY_SECONDS  # before the check: one request tries
+            if self._storage.check():
+                log.info("rate-limit storage answers again; counting there")
+                self._storage_dead = False
+        try:
+            super()._check_request_limit(callable_name, in_middleware)
+        except RateLimitExceeded:
+            raise
+        except Exception:
+            if not (self._in_memory_fallback_enabled and self._storage_dead):
+                raise
+            self.context.seen_limits.clear()
+            super()._check_request_limit(callable_name, in_middleware)
 
 
 def storage_options(config: dict) -> dict:
@@ -390,7 +419,7 @@ class LimitOutsideRequests:
     limiter's memory while it knows Redis is down. Should Redis fail here first, this process counts in memory of
     its own and tries Redis again after RETRY_SECONDS. No limiter (RATELIMIT_ENABLED off): no limit."""
 
-    RETRY_SECONDS = 5
+    RETRY_SECONDS = STORAGE_RETRY_SECONDS
 
     def __init__(self, app: Flask, scope: str, limit: str) -> None:
         self._limiter: Limiter | None = app.extensions.get(EXTENSION)

@@ -33,6 +33,7 @@ from flask_socketio import SocketIO
 from redis import Redis
 
 from config import ConfigError
+from fantasize.platform import redis_clients
 from fantasize.platform.proxy import behind_proxies
 from fantasize.realtime import conduct, guard, handlers, inbound, live, outbox
 from fantasize.realtime.sockets import Registry, SignedIn, Socket, admin_inventory_room, order_room, user_room
@@ -70,8 +71,11 @@ class Realtime:
         if self.queue_url:
             # A read timeout bounds a publish to a Redis that accepts and never answers (redis-py's default, 5 s,
             # twice per emit, held the outbox 10 s an event); the listener's blocking read is not subject to it.
-            manager = python_socketio.RedisManager(self.queue_url, channel=f"{cfg['CACHE_KEY_PREFIX']}socketio",
-                                                   redis_options={"socket_connect_timeout": 1, "socket_timeout": 1})
+            # With Sentinel its listener, on losing the primary, reconnects through the sentinels and subscribes
+            # again on the new one (python-socketio retries after 1, 2, 4... s).
+            url, options = redis_clients.socketio_queue(self.queue_url, socket_connect_timeout=1, socket_timeout=1)
+            manager = python_socketio.RedisManager(url, channel=f"{cfg['CACHE_KEY_PREFIX']}socketio",
+                                                   redis_options=options)
         self.socketio = SocketIO(
             app,
             async_mode=self.async_mode,
@@ -147,7 +151,7 @@ class Realtime:
     def redis(self) -> Redis:
         """A client of the message queue's Redis for what is not Socket.IO's own traffic (revocations, figures):
         short timeouts, so a request reading the figures never hangs on a dead Redis."""
-        return Redis.from_url(self.queue_url, socket_connect_timeout=0.5, socket_timeout=1)
+        return redis_clients.client(self.queue_url, socket_connect_timeout=0.5, socket_timeout=1)
 
     # Sessions
 

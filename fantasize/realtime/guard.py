@@ -20,12 +20,12 @@ import time
 from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any
 
-from redis import Redis
 from redis.exceptions import RedisError
 from sqlalchemy import select
 
 from fantasize.extensions import db
 from fantasize.models import User
+from fantasize.platform import redis_clients
 from fantasize.realtime import stats
 
 if TYPE_CHECKING:
@@ -34,6 +34,9 @@ if TYPE_CHECKING:
 log = logging.getLogger("fantasize.realtime")
 EXPIRED = "Token has expired"
 REVOKED = "Token has been revoked"
+# How soon a lost revocations channel is subscribed to again (at most the sweep interval): a Sentinel failover
+# names a new primary within seconds, and until the channel is back only the sweep ends revoked sessions elsewhere.
+RESUBSCRIBE_SECONDS = 2
 
 
 def check(realtime: Realtime, user_ids: Iterable[int] | None = None) -> int:
@@ -94,12 +97,12 @@ def _first_expiry(realtime: Realtime) -> float:
 
 
 def _listen(realtime: Realtime) -> Any:
-    """A subscription to the revocations channel, or None while Redis is away (tried again at the next sweep).
+    """A subscription to the revocations channel, or None while Redis is away (tried again RESUBSCRIBE_SECONDS on).
     A read timeout, so a Redis that accepts and never answers holds the loop for a second, not for good: its
     waits for messages are polls (`get_message(timeout=...)`), which no read timeout cuts short."""
     pubsub = None
     try:
-        listener = Redis.from_url(realtime.queue_url, socket_connect_timeout=1, socket_timeout=1)
+        listener = redis_clients.client(realtime.queue_url, socket_connect_timeout=1, socket_timeout=1)
         pubsub = listener.pubsub(ignore_subscribe_messages=True)
         pubsub.subscribe(channel(realtime))
         return pubsub
@@ -116,6 +119,7 @@ def run(realtime: Realtime) -> None:
     """The loop of a process that holds sockets: revocations as they come, a sweep and the figures every interval.
     The sweep does not depend on Redis: while the queue is away it is what ends revoked sessions."""
     interval = realtime.sweep_seconds
+    resubscribe = min(interval, RESUBSCRIBE_SECONDS)
     pubsub = None
     listen_at = time.monotonic()  # when to (re)subscribe next, while not subscribed
     next_sweep = time.monotonic()  # at once: the instance's figures are published from its first socket on
@@ -123,12 +127,14 @@ def run(realtime: Realtime) -> None:
         try:
             if realtime.queue_url and pubsub is None and time.monotonic() >= listen_at:
                 pubsub = _listen(realtime)
-                listen_at = time.monotonic() + interval
+                listen_at = time.monotonic() + resubscribe
             # Wake for the next sweep, or sooner when a token expires first (its socket leaves its rooms then).
             next_sweep = min(next_sweep, _first_expiry(realtime))
             wait = max(0.0, next_sweep - time.monotonic())
             message = None
             if pubsub is None:
+                if realtime.queue_url:  # or sooner to subscribe again
+                    wait = min(wait, max(0.0, listen_at - time.monotonic()))
                 realtime.socketio.sleep(wait)
             else:
                 try:
@@ -139,7 +145,7 @@ def run(realtime: Realtime) -> None:
                     with contextlib.suppress(Exception):  # closing a broken connection
                         pubsub.close()
                     pubsub = None
-                    listen_at = time.monotonic() + interval
+                    listen_at = time.monotonic() + resubscribe
             if message and message.get("type") == "message":
                 user_id = json.loads(message["data"]).get("userId")
                 if isinstance(user_id, int):

@@ -14,6 +14,7 @@ from redis.backoff import NoBackoff
 from redis.retry import Retry
 
 from fantasize.extensions import cache
+from fantasize.platform import redis_clients
 from fantasize.platform.cache.domains import DOMAINS
 from fantasize.platform.cache.invalidation import init_session_events
 from fantasize.platform.cache.pages import EXTENSION, HEADER, OFFER_CHANGE, page_store, release_unused_lookup
@@ -35,10 +36,9 @@ def init_app(app: Flask) -> None:
         # One immediate retry lets a pooled connection that Redis dropped (a restart) reconnect; no backoff, so a
         # dead Redis costs at most two short timeouts before the breaker opens. A blocking pool: a request that
         # finds every connection busy waits for one (redis-py's default pool would raise, opening the breaker).
-        pool = LendingPool.from_url(cfg["REDIS_URL"], max_connections=cfg["REDIS_MAX_CONNECTIONS"],
-                                               timeout=POOL_WAIT_SECONDS, socket_timeout=timeout,
-                                               socket_connect_timeout=timeout, retry=Retry(NoBackoff(), 1),
-                                               **connection_options())
+        pool = redis_clients.pool(cfg["REDIS_URL"], LendingPool, max_connections=cfg["REDIS_MAX_CONNECTIONS"],
+                                  timeout=POOL_WAIT_SECONDS, socket_timeout=timeout, socket_connect_timeout=timeout,
+                                  retry=Retry(NoBackoff(), 1), **connection_options())
         client = Redis(connection_pool=pool)
         cache.init_app(app, config={"CACHE_TYPE": "RedisCache", "CACHE_REDIS_HOST": client})
         backend = RedisBackend(client, cfg["CACHE_KEY_PREFIX"])

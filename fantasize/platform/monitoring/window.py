@@ -34,11 +34,11 @@ from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 from flask import has_request_context, request
-from redis import Redis
 from redis.backoff import NoBackoff
 from redis.exceptions import RedisError
 from redis.retry import Retry
 
+from fantasize.platform import redis_clients
 from fantasize.platform.monitoring import counting_lock
 from fantasize.platform.monitoring.figures import count, merged, report
 
@@ -82,8 +82,9 @@ class Window:
     def __init__(self, redis_url: str | None, prefix: str, slow_request_ms: float) -> None:
         # One immediate retry lets a connection Redis dropped (a restart) reconnect; no more, so a hung Redis costs
         # a read at most two timeouts.
-        self.redis = (Redis.from_url(redis_url, socket_connect_timeout=REDIS_TIMEOUT, socket_timeout=REDIS_TIMEOUT,
-                                     retry=Retry(NoBackoff(), 1)) if redis_url else None)
+        self.redis = (redis_clients.client(redis_url, socket_connect_timeout=REDIS_TIMEOUT,
+                                           socket_timeout=REDIS_TIMEOUT, retry=Retry(NoBackoff(), 1))
+                      if redis_url else None)
         self.prefix = prefix
         self.slow_request_ms = slow_request_ms
         self._lock = counting_lock()  # guards the figures; held only to add or copy, never across I/O
