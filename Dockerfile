@@ -56,6 +56,7 @@ USER fantasize
 # Slim images have no curl: Python asks /health/live (no I/O behind it; a dead database is /health/ready's business,
 # and restarting an instance would not cure it).
 HEALTHCHECK --interval=10s --timeout=3s --start-period=20s --retries=3 \
-    CMD ["python3", "-c", "import os, urllib.request; urllib.request.urlopen('http://127.0.0.1:%s/health/live' % os.environ.get('APP_PORT', '8000'), timeout=2)"]
+    CMD ["python3", "-c", \
+         "import os, urllib.request as r; r.urlopen('http://127.0.0.1:%s/health/live' % os.environ.get('APP_PORT', '8000'), timeout=2)"]
 
 CMD ["gunicorn", "-c", "gunicorn.conf.py", "wsgi:app"]
