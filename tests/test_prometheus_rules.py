@@ -21,7 +21,8 @@ def promtool(*args: str) -> subprocess.CompletedProcess:
     return subprocess.run(["promtool", *args], cwd=DEPLOY, capture_output=True, text=True, timeout=60)
 
 
-@pytest.mark.parametrize("command", [("check", "config", "prometheus.yml"), ("check", "rules", "alerts.yml"),
+@pytest.mark.parametrize("command", [("check", "config", "prometheus.yml"), ("check", "config", "compose.yml"),
+                                     ("check", "rules", "alerts.yml"),
                                      ("test", "rules", "alerts.test.yml")], ids=" ".join)
 def test_promtool_accepts_the_deploy_files(command):
     result = promtool(*command)
