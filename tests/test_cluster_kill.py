@@ -6,12 +6,18 @@ nginx keeps a client address on one instance (`hash $remote_addr consistent`), a
 machine's own, so each buyer and each tracking client gets an address of its own (127.0.0.X): the test learns
 which instance each address reaches before the load, and so knows which clients the kill takes away.
 
+The kill lands in the middle of the victim's transactions: a third of the way through the load the test locks the
+hot product's row, waits until every buyer's order in flight waits for it (its order row written, uncommitted),
+and kills the instance's master and worker then. PostgreSQL ends the orphaned transactions when their backends
+find the client gone, and the buyers' retries, now through the survivor, wait for that on the Idempotency-Key's
+unique index.
+
 What must hold: the surviving instance serves every buyer to the end; each order exists once however often its
 request was retried (nginx never replays a POST; the buyer does, with the same Idempotency-Key, and an order
-the killed instance committed before it could answer is replayed, not placed again); the stock taken is exactly
-the ordered quantities; the killed instance's sockets reconnect through nginx to the survivor and hear the next
-status change of their order, while the survivor's sockets never notice; and once the instance runs again, nginx
-sends its clients back to it (counted by the instance itself).
+the killed instance had committed before it could answer would be replayed, not placed again); the stock taken is
+exactly the ordered quantities; the killed instance's sockets reconnect through nginx to the survivor and hear
+the next status change of their order, while the survivor's sockets never notice; and once the instance runs
+again, nginx sends its clients back to it (counted by the instance itself).
 
 The figures (requests that failed and were retried, how long the kill was visible, how long sockets took to
 reconnect) are printed as one line, `cluster-kill figures: {...}` (run with -s to see it).
@@ -19,12 +25,13 @@ reconnect) are printed as one line, `cluster-kill figures: {...}` (run with -s t
 
 from __future__ import annotations
 
+import contextlib
 import json
 import statistics
 import threading
 import time
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
@@ -35,7 +42,7 @@ import requests
 from flask import Flask
 from prometheus_client.parser import text_string_to_metric_families
 from requests.adapters import HTTPAdapter
-from sqlalchemy import func, select
+from sqlalchemy import func, select, text
 
 from config import TestingConfig
 from deploy.local_cluster import Cluster, Instance
@@ -282,6 +289,31 @@ def assert_stock_adds_up(buyers: list[Buyer], lamp_id: int, mug_id: int) -> None
     assert dict(sold.all()) == {lamp_id: lamps, mug_id: mugs}
 
 
+@contextlib.contextmanager
+def holding_row(model: type[Product], ident: int) -> Iterator[Callable[[int], None]]:
+    """A row locked FOR UPDATE by a transaction of the test's own while the block runs; inside, a wait until
+    `count` stock UPDATEs wait for a lock."""
+    waiting = text("SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() "
+                   "AND wait_event_type = 'Lock' AND query LIKE 'UPDATE products%'")
+
+    def wait_for_orders(count: int) -> None:
+        deadline = time.monotonic() + 30
+        while True:
+            # A transaction of its own each time: PostgreSQL keeps one snapshot of pg_stat_activity per transaction.
+            with db.engine.connect() as probe:
+                found = probe.execute(waiting).scalar_one()
+            if found >= count:
+                return
+            if time.monotonic() > deadline:
+                pytest.fail(f"{found} of {count} orders wait for the locked row")
+            time.sleep(0.05)
+
+    with db.engine.connect() as connection, connection.begin() as transaction:
+        connection.execute(select(model.id).where(model.id == ident).with_for_update())
+        yield wait_for_orders
+        transaction.rollback()
+
+
 def wait_until_sent_to(cluster: Cluster, instance: Instance, address: str) -> None:
     """Until nginx sends a client at `address` to `instance`: it tries an instance that failed again only once
     fail_timeout has passed since its last failure."""
@@ -315,8 +347,12 @@ def test_an_instance_killed_mid_load_loses_no_order_and_no_socket(cluster, facto
     with ThreadPoolExecutor(len(buyers)) as pool:
         buying = [pool.submit(buyer.buy, progress) for buyer in buyers]
         progress.wait_for(KILL_AFTER, timeout=60)
-        killed_at = time.monotonic()
-        victim.kill()
+        # Every buyer's order in flight, its row written and uncommitted, waiting for the lamp's row lock: the kill
+        # lands in the middle of the victim's transactions, and their retries must wait for PostgreSQL to end them.
+        with holding_row(Product, lamp_id) as waiting:
+            waiting(len(buyers))
+            killed_at = time.monotonic()
+            victim.kill()
         assert not victim.alive
 
         # The victim's sockets come back through nginx, on the survivor, and ask for their order again.
@@ -379,6 +415,9 @@ def test_an_instance_killed_mid_load_loses_no_order_and_no_socket(cluster, facto
         "orders_retried": sum(buyer.retried for buyer in buyers),
         "replayed_answers": sum(buyer.replays for buyer in buyers),
         "kill_to_first_error_s": seconds(failures[0][0] - killed_at),
+        "kill_to_victims_buyers_served_s": seconds(max(
+            min(at for at in buyer.answered_at if at > killed_at) for buyer in buyers if buyer.instance == victim.index
+        ) - killed_at),
         "first_to_last_error_s": seconds(failures[-1][0] - failures[0][0]),
         "socket_reconnect_s": {"max": seconds(max(reconnected)), "median": seconds(statistics.median(reconnected))},
         "restart_to_back_in_nginx_s": seconds(back_after),
