@@ -63,6 +63,7 @@ CANDIDATES = [f"127.0.0.{n}" for n in range(2, 90)]  # client addresses probed f
 LAMP_STOCK, MUG_STOCK = 2000, 1000
 RETRY_STATUSES = frozenset({502, 503, 504})  # what a buyer retries, besides a refused, reset or timed-out connection
 REQUEST_TIMEOUT = 10  # seconds a buyer waits for one answer before it retries
+LOST_AFTER = 0.5  # seconds after which a customer gives up the answer to an order held up by a locked row
 BUYING_DEADLINE = 45  # seconds a buyer may keep retrying before the test fails
 FAIL_TIMEOUT = 5  # nginx's fail_timeout: how long a failed instance is skipped before it is tried again
 
@@ -166,24 +167,42 @@ class Buyer:
     unexpected: list[str] = field(default_factory=list)
 
     def buy(self, progress: Progress) -> None:
-        lamp, mug = self.products
-        headers = {"Authorization": f"Bearer {self.token}"}
         with session_from(self.address) as client:
             for n in range(ORDERS_EACH):
-                key = f"kill-{self.index}-{n}"
-                lamps = 1 + (self.index + n) % 3
-                body = {"items": [{"productId": lamp, "quantity": lamps}, {"productId": mug, "quantity": 1}]}
-                answer = self._place(client, body, {**headers, "Idempotency-Key": key})
-                if answer is None:
+                if not self.order(client, n):
                     return
-                self.placed[key], self.quantities[key] = answer, lamps
-                self.answered_at.append(time.monotonic())
                 progress.one_more()
 
-    def _place(self, client: requests.Session, body: dict, headers: dict[str, str]) -> int | None:
+    def request(self, n: int) -> tuple[str, int, dict[str, Any], dict[str, str]]:
+        """Order `n`: its Idempotency-Key, the lamps it orders, its body and headers."""
+        lamp, mug = self.products
+        key = f"kill-{self.index}-{n}"
+        lamps = 1 + (self.index + n) % 3
+        body = {"items": [{"productId": lamp, "quantity": lamps}, {"productId": mug, "quantity": 1}]}
+        return key, lamps, body, {"Authorization": f"Bearer {self.token}", "Idempotency-Key": key}
+
+    def order(self, client: requests.Session, n: int, tried: int = 0) -> bool:
+        """Order `n` placed (or its buyer gave up: False); `tried`, attempts made already."""
+        key, lamps, body, headers = self.request(n)
+        answer = self._place(client, body, headers, tried)
+        if answer is None:
+            return False
+        self.placed[key], self.quantities[key] = answer, lamps
+        self.answered_at.append(time.monotonic())
+        return True
+
+    def lose_the_answer(self, n: int) -> None:
+        """Send order `n` and give its answer up for lost before it comes, as a client whose connection dropped
+        (the order must be waiting for something, or it would be answered in time)."""
+        _, _, body, headers = self.request(n)
+        with session_from(self.address) as client, pytest.raises(requests.Timeout):
+            client.post(f"{self.url}/api/v1/orders", json=body, headers=headers, timeout=LOST_AFTER)
+        self.failures.append((time.monotonic(), "timeout"))
+
+    def _place(self, client: requests.Session, body: dict, headers: dict[str, str], tried: int) -> int | None:
         """The order's id once placed (201) or replayed (200); None when the buyer gives up."""
         deadline = time.monotonic() + BUYING_DEADLINE
-        attempts = 0
+        attempts = tried
         while time.monotonic() < deadline:
             attempts += 1
             try:
@@ -290,22 +309,22 @@ def assert_stock_adds_up(buyers: list[Buyer], lamp_id: int, mug_id: int) -> None
 
 
 @contextlib.contextmanager
-def holding_row(model: type[Product], ident: int) -> Iterator[Callable[[int], None]]:
-    """A row locked FOR UPDATE by a transaction of the test's own while the block runs; inside, a wait until
-    `count` stock UPDATEs wait for a lock."""
+def holding_row(model: type[Product], ident: int) -> Iterator[Callable[[Callable[[], int]], None]]:
+    """A row locked FOR UPDATE by a transaction of the test's own while the block runs; inside, a wait until as
+    many stock UPDATEs wait for a lock as `count()` says."""
     waiting = text("SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() "
                    "AND wait_event_type = 'Lock' AND query LIKE 'UPDATE products%'")
 
-    def wait_for_orders(count: int) -> None:
+    def wait_for_orders(count: Callable[[], int]) -> None:
         deadline = time.monotonic() + 30
         while True:
             # A transaction of its own each time: PostgreSQL keeps one snapshot of pg_stat_activity per transaction.
             with db.engine.connect() as probe:
                 found = probe.execute(waiting).scalar_one()
-            if found >= count:
+            if found >= count():
                 return
             if time.monotonic() > deadline:
-                pytest.fail(f"{found} of {count} orders wait for the locked row")
+                pytest.fail(f"{found} of {count()} orders wait for the locked row")
             time.sleep(0.05)
 
     with db.engine.connect() as connection, connection.begin() as transaction:
@@ -314,14 +333,19 @@ def holding_row(model: type[Product], ident: int) -> Iterator[Callable[[int], No
         transaction.rollback()
 
 
-def wait_until_sent_to(cluster: Cluster, instance: Instance, address: str) -> None:
-    """Until nginx sends a client at `address` to `instance`: it tries an instance that failed again only once
-    fail_timeout has passed since its last failure."""
-    deadline = time.monotonic() + 4 * FAIL_TIMEOUT
+def wait_until_sent_to(cluster: Cluster, instance: Instance, address: str) -> float:
+    """Until nginx sends a client at `address` to `instance` again, which it tries only once fail_timeout has
+    passed since the last failure it saw; then until every nginx worker has: each keeps its own view of the
+    instances (the upstream has no shared zone), and the one that answered may not be the one that saw the last
+    failure. How long the first took."""
+    started = time.monotonic()
     while cluster.instance_for(address) is not instance:
-        if time.monotonic() > deadline:
+        if time.monotonic() - started > 4 * FAIL_TIMEOUT:
             pytest.fail(f"nginx does not send {address} to instance {instance.index} {4 * FAIL_TIMEOUT}s on")
         time.sleep(0.25)
+    first = time.monotonic() - started
+    time.sleep(FAIL_TIMEOUT)
+    return first
 
 
 def seconds(value: float) -> float:
@@ -333,8 +357,8 @@ def test_an_instance_killed_mid_load_loses_no_order_and_no_socket(cluster, facto
     lamp_id = factory.product(name="Kill Lamp", quantity=LAMP_STOCK).id
     mug_id = factory.product(name="Kill Mug", quantity=MUG_STOCK).id
     admin = {"Authorization": f"Bearer {factory.token(factory.admin())}"}
-    addresses = addresses_by_instance(cluster, BUYERS_EACH + len(TRANSPORTS))
-    tracked = start_tracking(cluster, factory, {index: found[BUYERS_EACH:] for index, found in addresses.items()},
+    addresses = addresses_by_instance(cluster, BUYERS_EACH + len(TRANSPORTS) + 1)
+    tracked = start_tracking(cluster, factory, {index: found[BUYERS_EACH:-1] for index, found in addresses.items()},
                              factory.product(name="Tracked Thing"), trackers)
     buyers = [
         Buyer(n, cluster.url, user.id, factory.token(user), address, index, (lamp_id, mug_id))
@@ -342,15 +366,24 @@ def test_an_instance_killed_mid_load_loses_no_order_and_no_socket(cluster, facto
                                              for address in found[:BUYERS_EACH])
         for user in [factory.user()]
     ]
+    # A customer of each instance whose one order's answer is lost: to a client timeout, while the row is held.
+    lost = {index: Buyer(len(buyers) + index, cluster.url, user.id, factory.token(user), found[-1], index,
+                         (lamp_id, mug_id))
+            for index, found in addresses.items() for user in [factory.user()]}
 
     progress = Progress()
     with ThreadPoolExecutor(len(buyers)) as pool:
         buying = [pool.submit(buyer.buy, progress) for buyer in buyers]
         progress.wait_for(KILL_AFTER, timeout=60)
-        # Every buyer's order in flight, its row written and uncommitted, waiting for the lamp's row lock: the kill
-        # lands in the middle of the victim's transactions, and their retries must wait for PostgreSQL to end them.
+        # Every buyer's order in flight, its row written and uncommitted, waiting for the lamp's row lock (a buyer
+        # may have finished already: no order completes once the row is held): the kill lands in the middle of
+        # the victim's transactions, and their retries must wait for PostgreSQL to end them.
         with holding_row(Product, lamp_id) as waiting:
-            waiting(len(buyers))
+            buying_still = lambda: sum(len(buyer.placed) < ORDERS_EACH for buyer in buyers)  # noqa: E731
+            waiting(buying_still)
+            for customer in lost.values():
+                customer.lose_the_answer(0)
+            waiting(lambda: buying_still() + len(lost))
             killed_at = time.monotonic()
             victim.kill()
         assert not victim.alive
@@ -365,8 +398,15 @@ def test_an_instance_killed_mid_load_loses_no_order_and_no_socket(cluster, facto
             done.result(timeout=BUYING_DEADLINE + REQUEST_TIMEOUT)
     assert not victim.alive and survivor.alive
 
+    # A lost answer, asked again with its key: the survivor had placed the order, and answers with it; the victim
+    # died before placing it, and the survivor places it now.
+    for customer in lost.values():
+        with session_from(customer.address) as client:
+            assert customer.order(client, 0, tried=1)
+    assert [lost[survivor.index].replays, lost[victim.index].replays] == [1, 0]
+
     # The survivor served every buyer to the end, the victim's included, and nothing went wrong but the kill.
-    assert {buyer.index: buyer.unexpected for buyer in buyers if buyer.unexpected} == {}
+    assert {buyer.index: buyer.unexpected for buyer in [*buyers, *lost.values()] if buyer.unexpected} == {}
     assert all(len(buyer.placed) == ORDERS_EACH for buyer in buyers)
     after_kill = [at > killed_at for buyer in buyers if buyer.instance == victim.index for at in buyer.answered_at]
     assert 0 < sum(after_kill) < len(after_kill)  # mid-load: the victim's buyers had orders answered before and after
@@ -374,8 +414,8 @@ def test_an_instance_killed_mid_load_loses_no_order_and_no_socket(cluster, facto
     assert failures and all(at > killed_at for at, _ in failures), failures  # the kill cut requests, and only it
     assert [buyer.failures for buyer in buyers if buyer.instance == survivor.index] == [[]] * BUYERS_EACH
 
-    orders = assert_each_order_exists_once(buyers)
-    assert_stock_adds_up(buyers, lamp_id, mug_id)
+    orders = assert_each_order_exists_once([*buyers, *lost.values()])
+    assert_stock_adds_up([*buyers, *lost.values()], lamp_id, mug_id)
 
     # The next status change of each tracked order reaches its socket, wherever that is now; the survivor's sockets
     # never lost their connection.
@@ -395,9 +435,7 @@ def test_an_instance_killed_mid_load_loses_no_order_and_no_socket(cluster, facto
     their_address = addresses[victim.index][0]
     assert cluster.instance_for(their_address) is survivor
     victim.start()
-    restarted_at = time.monotonic()
-    wait_until_sent_to(cluster, victim, their_address)
-    back_after = time.monotonic() - restarted_at
+    back_after = wait_until_sent_to(cluster, victim, their_address)
     counted = [requests_counted(instance, "GET", "/api/v1/orders", 200) for instance in cluster.instances]
     for buyer in buyers:
         with session_from(buyer.address) as client:
@@ -408,15 +446,15 @@ def test_an_instance_killed_mid_load_loses_no_order_and_no_socket(cluster, facto
             for instance, before in zip(cluster.instances, counted, strict=True)] == [BUYERS_EACH, BUYERS_EACH]
 
     figures = {
-        "orders": len(orders),
+        "orders": len(orders),  # the buyers' and the two customers' whose answer was lost
         "victim_buyers_orders_after_kill": sum(after_kill),
         "failed_requests": len(failures),
         "failed_by_kind": dict(Counter(what for _, what in failures)),
         "orders_retried": sum(buyer.retried for buyer in buyers),
-        "replayed_answers": sum(buyer.replays for buyer in buyers),
+        "replayed_answers": sum(buyer.replays for buyer in [*buyers, *lost.values()]),
         "kill_to_first_error_s": seconds(failures[0][0] - killed_at),
-        "kill_to_victims_buyers_served_s": seconds(max(
-            min(at for at in buyer.answered_at if at > killed_at) for buyer in buyers if buyer.instance == victim.index
+        "kill_to_cut_orders_served_s": seconds(max(  # the orders whose requests the kill cut, placed again
+            min(at for at in buyer.answered_at if at > killed_at) for buyer in buyers if buyer.failures
         ) - killed_at),
         "first_to_last_error_s": seconds(failures[-1][0] - failures[0][0]),
         "socket_reconnect_s": {"max": seconds(max(reconnected)), "median": seconds(statistics.median(reconnected))},
