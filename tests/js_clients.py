@@ -28,13 +28,13 @@ TRANSPORTS = ("websocket", "polling")
 EXIT_OK, EXIT_REFUSED, EXIT_UNAUTHENTICATED = 0, 2, 3
 
 
-def node_program() -> str:
-    """Node's path, once socket.io-client is installed; else a skip (a failure in CI)."""
+def node_program(package: str = "socket.io-client") -> str:
+    """Node's path, once `package` is installed in tests/node; else a skip (a failure in CI)."""
     path = shutil.which("node")
     if path is None:
         skip_or_fail("Node.js is not installed (Debian: apt-get install nodejs)")
-    if not (NODE_TESTS / "node_modules" / "socket.io-client" / "package.json").is_file():
-        skip_or_fail("socket.io-client is not installed: run `make tests/node/node_modules/.installed`")
+    if not (NODE_TESTS / "node_modules" / package / "package.json").is_file():
+        skip_or_fail(f"{package} is not installed: run `make tests/node/node_modules/.installed`")
     return path
 
 

@@ -22,6 +22,7 @@ from flask import Flask
 
 from config import TestingConfig
 from deploy.local_cluster import UPSTREAM, Cluster, Instance, nginx_program
+from fantasize.platform.request_log import REQUESTS_LOGGER
 from tests.conftest import database_url
 from tests.js_clients import EXIT_OK, TRANSPORTS, Tracker, node_program
 from tests.live_server import free_port
@@ -60,7 +61,8 @@ def request_line(instance: Instance, request_id: str, timeout: float = 5) -> dic
     deadline = time.monotonic() + timeout
     while True:
         for line in instance.log_path.read_text(errors="replace").splitlines():
-            if line.startswith("{") and f'"requestId":"{request_id}"' in line:
+            # Other lines may name the request too (a slow request's warning): the request line is the logger's.
+            if f'"requestId":"{request_id}"' in line and f'"logger":"{REQUESTS_LOGGER}"' in line:
                 return json.loads(line)
         if time.monotonic() > deadline:
             pytest.fail(f"no request line for {request_id} in {instance.log_path}")
@@ -146,6 +148,25 @@ def test_each_client_address_has_its_own_budget_through_nginx(cluster):
         request_id = reply.headers["X-Request-ID"]
         line = request_line(cluster.instance_of_request(request_id), request_id)
         assert (line["path"], line["status"], line["clientAddress"]) == ("/api/v1/auth/login", reply.status, address)
+
+
+def test_a_body_over_the_limit_is_refused_by_nginx_in_the_api_error_shape(cluster):
+    connection = http.client.HTTPConnection("127.0.0.1", cluster.port, timeout=15)
+    try:  # the headers alone: nginx refuses on Content-Length, before any byte of the body (or any instance)
+        connection.putrequest("POST", "/api/v1/uploads")
+        for name, value in [("Content-Length", str(10 * 1024 * 1024 + 1)), ("Content-Type", "image/png"),
+                            ("X-Request-ID", "too-large-1")]:
+            connection.putheader(name, value)
+        connection.endheaders()
+        response = connection.getresponse()
+        body = json.loads(response.read())
+    finally:
+        connection.close()
+
+    assert response.status == 413 and response.headers["Content-Type"] == "application/json"
+    assert response.headers["X-Request-ID"] == "too-large-1"
+    assert body["success"] is False and body["error"]["code"] == "PAYLOAD_TOO_LARGE"
+    assert body["meta"]["requestId"] == "too-large-1"
 
 
 def test_a_limit_is_counted_exactly_across_both_instances(cluster):
