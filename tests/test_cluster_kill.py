@@ -13,11 +13,12 @@ find the client gone, and the buyers' retries, now through the survivor, wait fo
 unique index.
 
 What must hold: the surviving instance serves every buyer to the end; each order exists once however often its
-request was retried (nginx never replays a POST; the buyer does, with the same Idempotency-Key, and an order
-the killed instance had committed before it could answer would be replayed, not placed again); the stock taken is
-exactly the ordered quantities; the killed instance's sockets reconnect through nginx to the survivor and hear
-the next status change of their order, while the survivor's sockets never notice; and once the instance runs
-again, nginx sends its clients back to it (counted by the instance itself).
+request was retried (nginx never replays a POST; the buyer does, with the same Idempotency-Key: a customer who
+gave up the answer to an order while the row was held gets back the order its instance placed, or has it placed
+then when its instance died first); the stock taken is exactly the ordered quantities; the killed instance's
+sockets reconnect through nginx to the survivor and hear the next status change of their order, while the
+survivor's sockets never notice; and once the instance runs again, nginx sends its clients back to it (counted
+by the instance itself).
 
 The figures (requests that failed and were retried, how long the kill was visible, how long sockets took to
 reconnect) are printed as one line, `cluster-kill figures: {...}` (run with -s to see it).
@@ -378,8 +379,10 @@ def test_an_instance_killed_mid_load_loses_no_order_and_no_socket(cluster, facto
         # Every buyer's order in flight, its row written and uncommitted, waiting for the lamp's row lock (a buyer
         # may have finished already: no order completes once the row is held): the kill lands in the middle of
         # the victim's transactions, and their retries must wait for PostgreSQL to end them.
+        def buying_still() -> int:
+            return sum(len(buyer.placed) < ORDERS_EACH for buyer in buyers)
+
         with holding_row(Product, lamp_id) as waiting:
-            buying_still = lambda: sum(len(buyer.placed) < ORDERS_EACH for buyer in buyers)  # noqa: E731
             waiting(buying_still)
             for customer in lost.values():
                 customer.lose_the_answer(0)
