@@ -14,6 +14,7 @@ import queue
 import shutil
 import subprocess
 import threading
+import time
 from pathlib import Path
 from typing import Any
 
@@ -38,38 +39,43 @@ def node_program(package: str = "socket.io-client") -> str:
 
 
 class Tracker:
-    """track_order.js running against a server: its JSON lines as they come, and how it ended. `local_address`
-    connects from that loopback address (a proxy hashing client addresses then picks the instance it maps to)."""
+    """track_order.js running against a server: its JSON lines as they come (and when each arrived), and how it
+    ended. `local_address` connects from that loopback address (a proxy hashing client addresses then picks the
+    instance it maps to); `reconnect`, its --reconnect."""
 
     def __init__(self, node: str, url: str, token: str, order_id: int, transport: str, auth: str = "connect",
-                 updates: int = 1, timeout: float = 20, local_address: str | None = None) -> None:
+                 updates: int = 1, timeout: float = 20, local_address: str | None = None,
+                 reconnect: bool = False) -> None:
         env = {**os.environ, "FANTASIZE_TOKEN": token}  # not argv: a token in the process list is a leak
         command = [node, str(TRACK_ORDER), "--url", url, "--order", str(order_id), "--transport", transport,
                    "--auth", auth, "--updates", str(updates), "--timeout", str(timeout)]
         if local_address:
             command += ["--local-address", local_address]
+        if reconnect:
+            command.append("--reconnect")
         self.process = subprocess.Popen(command, cwd=NODE_TESTS, env=env, stdout=subprocess.PIPE,
                                         stderr=subprocess.PIPE, text=True)
         self.lines: list[dict[str, Any]] = []
-        self._incoming: queue.Queue[dict[str, Any] | None] = queue.Queue()
+        self.arrived: list[float] = []  # time.monotonic() as each of `lines` was read
+        self._incoming: queue.Queue[tuple[float, dict[str, Any]] | None] = queue.Queue()
         self._reader = threading.Thread(target=self._read, daemon=True)
         self._reader.start()
 
     def _read(self) -> None:
         for line in self.process.stdout:
-            self._incoming.put(json.loads(line))
+            self._incoming.put((time.monotonic(), json.loads(line)))
         self._incoming.put(None)
 
     def wait_for(self, event: str, timeout: float = 20) -> dict[str, Any]:
         """The data of the next line naming `event`; lines before it are kept in `lines`."""
         while True:
             try:
-                line = self._incoming.get(timeout=timeout)
+                entry = self._incoming.get(timeout=timeout)
             except queue.Empty:
                 pytest.fail(f"no {event!r} within {timeout}s; so far: {self.lines}")
-            if line is None:
+            if entry is None:
                 pytest.fail(f"the client exited without {event!r}: {self.lines} {self.process.stderr.read()}")
-            self.lines.append(line)
+            line = self._keep(entry)
             if line["event"] == event:
                 return line["data"]
 
@@ -83,13 +89,23 @@ class Tracker:
             pytest.fail(f"the client did not exit; so far: {self.lines}")
         self._reader.join(timeout=5)
         while not self._incoming.empty():
-            line = self._incoming.get_nowait()
-            if line is not None:
-                self.lines.append(line)
+            entry = self._incoming.get_nowait()
+            if entry is not None:
+                self._keep(entry)
         return code
+
+    def _keep(self, entry: tuple[float, dict[str, Any]]) -> dict[str, Any]:
+        at, line = entry
+        self.arrived.append(at)
+        self.lines.append(line)
+        return line
 
     def events(self, name: str) -> list[Any]:
         return [line["data"] for line in self.lines if line["event"] == name]
+
+    def arrivals(self, name: str) -> list[float]:
+        """When each line naming `name` was read (time.monotonic())."""
+        return [at for line, at in zip(self.lines, self.arrived, strict=True) if line["event"] == name]
 
     def acks(self, event: str) -> list[Any]:
         return [data["reply"] for data in self.events("ack") if data["event"] == event]

@@ -3,18 +3,23 @@
 //
 //   FANTASIZE_TOKEN=<jwt> node track_order.js --url http://127.0.0.1:5000 --order 42 \
 //       [--transport websocket|polling] [--auth connect|event] [--updates 1] [--timeout 20] [--local-address ADDR]
+//       [--reconnect]
 //
 // --auth connect sends the token in the connect payload (`auth: {token}`); --auth event sends it afterwards
 // through the `authenticate` event. The token may also be given as --token, but the environment keeps it out of
 // the process list. --local-address connects from that address of this machine (127.0.0.2, say: all of 127.0.0.0/8
 // is loopback), so that a proxy hashing the client's address sends the socket where a test expects it.
+// --reconnect reconnects after a lost connection (socket.io-client's backoff), as a real client does, and signs in
+// and tracks the order again on each new connection.
 // Every event the server sends, and every acknowledgement, is one JSON line on stdout:
 //   {"event": "authenticated", "data": {"userId": 7, "role": "customer"}}
 //   {"event": "ack", "data": {"event": "track_order", "reply": {"orderId": 42, "status": "pending"}}}
 //   {"event": "tracking", "data": {"orderId": 42, "status": "pending"}}
 //   {"event": "order_status_update", "data": {"orderId": 42, "status": "confirmed", ...}}
+// and, with --reconnect, {"event": "disconnect", ...}, {"event": "connect_error", ...} and {"event": "reconnect", ...}.
 // Exit status: 0 once --updates order_status_update events arrived; 2 tracking refused (the ack's error), 3 not
-// authenticated (auth_error), 4 could not connect or lost the connection, 5 timed out, 64 bad arguments.
+// authenticated (auth_error), 4 could not connect or lost the connection (without --reconnect), 5 timed out,
+// 64 bad arguments.
 "use strict";
 
 const http = require("node:http");
@@ -38,6 +43,7 @@ function options() {
       updates: { type: "string", default: "1" },
       timeout: { type: "string", default: "20" },
       "local-address": { type: "string" },
+      reconnect: { type: "boolean", default: false },
     },
   });
   const [orderId, updates, timeout] = [Number(values.order), Number(values.updates), Number(values.timeout)];
@@ -61,7 +67,7 @@ function main() {
   const socket = io(opts.url, {
     transports: [opts.transport], // one transport only: no upgrade from polling to websocket
     auth: opts.auth === "connect" ? { token: opts.token } : {},
-    reconnection: false,
+    reconnection: opts.reconnect,
     // Both transports make their requests through this agent (xmlhttprequest-ssl for polling, ws for websocket).
     agent: opts["local-address"] ? new http.Agent({ localAddress: opts["local-address"] }) : false,
   });
@@ -117,10 +123,18 @@ function main() {
       });
     }
   });
-  socket.on("connect_error", (err) => {
-    finish(EXIT.disconnected, { event: "connect_error", data: { message: err.message } });
+  // With --reconnect the manager tries again on its own: only say what happened.
+  const lost = (event, data) => {
+    if (opts.reconnect) print(event, data);
+    else finish(EXIT.disconnected, { event, data });
+  };
+  socket.on("connect_error", (err) => lost("connect_error", { message: err.message }));
+  socket.on("disconnect", (reason) => {
+    if (done) return; // finish() closed it
+    tracking = false; // a new connection is a new session: nothing is tracked until it asks again
+    lost("disconnect", { reason });
   });
-  socket.on("disconnect", (reason) => finish(EXIT.disconnected, { event: "disconnect", data: { reason } }));
+  socket.io.on("reconnect", (attempt) => print("reconnect", { attempt }));
 }
 
 main();
