@@ -305,6 +305,7 @@ http {{
 
     upstream fantasize {{
         {balance}
+        zone fantasize 64k;
 {servers}
         keepalive 32;
         keepalive_timeout 4s;

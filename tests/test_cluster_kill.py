@@ -336,17 +336,14 @@ def holding_row(model: type[Product], ident: int) -> Iterator[Callable[[Callable
 
 def wait_until_sent_to(cluster: Cluster, instance: Instance, address: str) -> float:
     """Until nginx sends a client at `address` to `instance` again, which it tries only once fail_timeout has
-    passed since the last failure it saw; then until every nginx worker has: each keeps its own view of the
-    instances (the upstream has no shared zone), and the one that answered may not be the one that saw the last
-    failure. How long the first took."""
+    passed since the last failure; every nginx worker then knows (the upstream's state is in a shared zone). How
+    long it took."""
     started = time.monotonic()
     while cluster.instance_for(address) is not instance:
         if time.monotonic() - started > 4 * FAIL_TIMEOUT:
             pytest.fail(f"nginx does not send {address} to instance {instance.index} {4 * FAIL_TIMEOUT}s on")
         time.sleep(0.25)
-    first = time.monotonic() - started
-    time.sleep(FAIL_TIMEOUT)
-    return first
+    return time.monotonic() - started
 
 
 def seconds(value: float) -> float:
