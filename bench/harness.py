@@ -3,6 +3,7 @@
     bench/run [--quick] [--duration 10] [--rows list100,page-uncached,monitoring,health-live,orders]
               [--workers 2] [--worker-class gthread] [--threads 8] [--worker-connections 1000] [--venv .venv]
     make bench BENCH_ARGS="--quick"
+    bench/run --cluster [--quick]   (instead of the table: through nginx, one instance against two; bench/cluster.py)
 
 (bench/run installs wrk and hey and the virtualenv when they are missing, then runs `python -m bench.harness`.)
 Everything runs on this machine, traffic goes to 127.0.0.1 only, and whatever the run starts it stops:
