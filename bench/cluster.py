@@ -34,6 +34,7 @@ reported beside them. The tables are printed and written to bench/results/cluste
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 import threading
 import time
@@ -150,7 +151,7 @@ class ClusterRow:
 
     @property
     def cpu_met(self) -> bool:
-        return 0 < self.cpu_ratio <= GOAL_INSTANCE_CPU_RATIO
+        return 0 < self.cpu_ratio <= GOAL_INSTANCE_CPU_RATIO and not self.errors
 
     @property
     def nginx_met(self) -> bool:
@@ -415,6 +416,7 @@ def cluster_env(run, number: int, cached: bool) -> dict[str, str]:
 
 def start_cluster(stack: ExitStack, run, number: int, instances: int, cached: bool) -> Cluster:
     logs = harness.RESULTS / "logs" / f"cluster-{number}"
+    shutil.rmtree(logs, ignore_errors=True)  # this run's logs only (nginx's access lines add up quickly)
     cluster = Cluster(instances=instances, port=harness.free_port(), env=cluster_env(run, number, cached),
                       state_dir=logs / "state", affinity=False, log_dir=logs)
     stack.callback(cluster.stop)  # before it starts, so that a failed start is stopped too
