@@ -17,6 +17,7 @@ import http.client
 import os
 import pwd
 import re
+import resource
 import shutil
 import signal
 import socket
@@ -55,6 +56,18 @@ def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return sock.getsockname()[1]
+
+
+def port_is_free(port: int) -> bool:
+    """Whether nothing listens on the loopback port. SO_REUSEADDR as nginx and gunicorn set it: connections of an
+    earlier run still in TIME_WAIT do not keep a server from listening there again."""
+    with socket.socket() as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            sock.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+    return True
 
 
 def status_of(url: str, timeout: float = 2) -> int | None:
@@ -123,7 +136,8 @@ def spawn(command: list[str], env: dict[str, str], log: Path) -> subprocess.Pope
 
 def nginx_program() -> str | None:
     """nginx on PATH, else where Debian installs it (/usr/sbin, which is not on an ordinary user's PATH)."""
-    return shutil.which("nginx") or next((path for path in ("/usr/sbin/nginx",) if os.access(path, os.X_OK)), None)
+    debian = "/usr/sbin/nginx"
+    return shutil.which("nginx") or (debian if os.access(debian, os.X_OK) else None)
 
 
 class Instance:
@@ -267,6 +281,9 @@ class Cluster:
         # temporary directory is 0700): they run as the folder's owner, as they do for anyone else.
         user = f"user {pwd.getpwuid(state.stat().st_uid).pw_name};\n" if os.geteuid() == 0 else ""
         balance = "hash $remote_addr consistent;" if self.affinity else "# round robin: no affinity"
+        # nginx's workers hold two descriptors a proxied connection; it warns when worker_connections passes the
+        # open-file limit it runs with (1024 for most users).
+        connections = min(4096, resource.getrlimit(resource.RLIMIT_NOFILE)[0])
         servers = "\n".join(f"        server 127.0.0.1:{i.port} max_fails=1 fail_timeout=5s;" for i in self.instances)
         return f"""# Written by deploy/local_cluster.py on every start: the settings live in {NGINX_DIR}.
 daemon off;
@@ -275,7 +292,7 @@ pid "{state / 'nginx.pid'}";
 error_log stderr warn;
 
 events {{
-    worker_connections 4096;
+    worker_connections {connections};
 }}
 
 http {{
@@ -340,8 +357,8 @@ http {{
             instance.stop()
 
     def instance_for(self, address: str = "127.0.0.1") -> Instance:
-        """The instance nginx sends a client at `address` (a loopback address: 127.0.0.2, 127.0.0.3, ... are all
-        this machine's) to: one request from that address, found in nginx's access log by its request id."""
+        """The instance nginx sends a client at `address` to (a loopback address: 127.0.0.2, 127.0.0.3, ... are all
+        this machine's): one request from that address, then where nginx's access log says it went."""
         request_id = f"upstream-probe-{uuid.uuid4().hex}"
         connection = http.client.HTTPConnection("127.0.0.1", self.port, timeout=10, source_address=(address, 0))
         try:
@@ -349,230 +366,24 @@ http {{
             connection.getresponse().read()
         finally:
             connection.close()
+        return self.instance_of_request(request_id)
+
+    def instance_of_request(self, request_id: str, timeout: float = 5) -> Instance:
+        """The instance that answered the request nginx logged with this X-Request-ID (the last one tried)."""
         marker = f"rid={request_id}"
-        deadline = time.monotonic() + 5
-        while time.monotonic() < deadline:
+        deadline = time.monotonic() + timeout
+        while True:
             for line in self.nginx_log.read_text(errors="replace").splitlines():
-                if line.endswith(marker):
+                if line.endswith(marker) and UPSTREAM.search(line):
                     # $upstream_addr lists every instance tried ("a:1, b:2"): the last one answered.
                     port = int(UPSTREAM.findall(line)[-1])
                     return next(instance for instance in self.instances if instance.port == port)
+            if time.monotonic() > deadline:
+                raise ClusterError(f"request {request_id} is not in {self.nginx_log}")
             time.sleep(0.05)
-        raise ClusterError(f"request {request_id} is not in {self.nginx_log}")
 
     def __enter__(self) -> Cluster:
         return self.start()
 
     def __exit__(self, *_exc: object) -> None:
         self.stop()
-
-
-# deploy/local-cluster: the command a person runs (`make cluster`).
-
-PID_FILE = "local-cluster.pid"
-
-
-class Stopped(Exception):
-    """SIGTERM (`deploy/local-cluster stop`) or SIGINT (Ctrl-C) arrived."""
-
-
-def running_pid(pid_file: Path) -> int | None:
-    """The pid of the local cluster that wrote `pid_file` when it still runs, else None."""
-    with contextlib.suppress(OSError, ValueError, IndexError):
-        pid = int(pid_file.read_text().split()[0])
-        if "local_cluster" in Path(f"/proc/{pid}/cmdline").read_text(errors="replace"):
-            return pid
-    return None
-
-
-def claim(pid_file: Path, url: str) -> int | None:
-    """Write our pid (and URL) into `pid_file` unless a running cluster holds it: then its pid."""
-    pid_file.parent.mkdir(parents=True, exist_ok=True)
-    while True:
-        try:
-            handle = os.open(pid_file, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
-        except FileExistsError:
-            holder = running_pid(pid_file)
-            if holder is not None:
-                return holder
-            pid_file.unlink(missing_ok=True)  # left by a cluster that was killed
-            continue
-        with os.fdopen(handle, "w") as file:
-            file.write(f"{os.getpid()}\n{url}\n")
-        return None
-
-
-def stop_running(state_dir: Path) -> int:
-    pid_file = state_dir / PID_FILE
-    pid = running_pid(pid_file)
-    if pid is None:
-        print(f"local-cluster: no local cluster is running (no live pid in {pid_file})")
-        return 1
-    os.kill(pid, signal.SIGTERM)
-    deadline = time.monotonic() + 3 * STOP_SECONDS + 30
-    while Path(f"/proc/{pid}").exists() and time.monotonic() < deadline:
-        time.sleep(0.2)
-    if Path(f"/proc/{pid}").exists():
-        print(f"local-cluster: pid {pid} is still stopping; see {state_dir}")
-        return 1
-    print(f"local-cluster: stopped (pid {pid})")
-    return 0
-
-
-def ensure_nginx() -> None:
-    """Debian's nginx-light when nginx is missing and we may install it (root with apt-get); else say how."""
-    if nginx_program() is not None:
-        return
-    if os.geteuid() != 0 or shutil.which("apt-get") is None:
-        raise ClusterError("nginx is not installed: `sudo apt-get install nginx-light` on Debian or Ubuntu, your "
-                           "system's nginx package elsewhere; then run this again")
-    print("local-cluster: installing nginx (apt-get install nginx-light)", flush=True)
-    quiet = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
-    for command in (["apt-get", "update", "-qq"], ["apt-get", "install", "-y", "-qq", "nginx-light"]):
-        if subprocess.run(command, env=quiet, check=False).returncode != 0:
-            raise ClusterError(f"`{' '.join(command)}` failed: install nginx yourself and run this again")
-
-
-def shown(url: str) -> str:
-    """A database or Redis URL without its password."""
-    from urllib.parse import urlsplit
-
-    parts = urlsplit(url)
-    if parts.password:
-        return url.replace(f":{parts.password}@", ":***@", 1)
-    return url
-
-
-def main(argv: list[str] | None = None) -> int:
-    import argparse
-
-    import config
-    from deploy.local_services import LocalPostgres, LocalRedis
-
-    parser = argparse.ArgumentParser(
-        prog="deploy/local-cluster",
-        description="nginx in front of N Fantasize instances on this machine, sharing PostgreSQL and Redis "
-                    "(DATABASE_URL and REDIS_URL, else private ones kept in the state folder). Ctrl-C stops it.")
-    parser.add_argument("command", nargs="?", choices=("start", "stop"), default="start")
-    parser.add_argument("--instances", type=int, default=2, help="gunicorn instances behind nginx (default 2)")
-    parser.add_argument("--port", type=int, default=8080, help="nginx's port on 127.0.0.1 (default 8080)")
-    parser.add_argument("--state-dir", type=Path, default=DEFAULT_STATE_DIR,
-                        help="configuration, logs, pid file and private servers (default instance/cluster)")
-    options = parser.parse_args(argv)
-    state_dir = options.state_dir.resolve()
-    if options.command == "stop":
-        return stop_running(state_dir)
-    if options.instances < 1:
-        parser.error("--instances must be at least 1")
-
-    url = f"http://127.0.0.1:{options.port}"
-    pid_file = state_dir / PID_FILE
-    holder = claim(pid_file, url)
-    if holder is not None:
-        running_url = pid_file.read_text().split()[1:2] or ["?"]
-        print(f"local-cluster: a local cluster is running already (pid {holder}, {running_url[0]}); "
-              "stop it first with `deploy/local-cluster stop`")
-        return 1
-
-    def stop_on(signum: int, _frame: object) -> None:
-        raise Stopped(signal.Signals(signum).name)
-
-    signal.signal(signal.SIGTERM, stop_on)
-    signal.signal(signal.SIGINT, stop_on)
-    services: list[LocalPostgres | LocalRedis] = []
-    cluster: Cluster | None = None
-    try:
-        ensure_nginx()
-        if not port_is_free(options.port):
-            raise ClusterError(f"port {options.port} is taken: choose another with --port")
-        database_url, redis_url = config.database_url(), config.redis_url()
-        where = {"PostgreSQL": shown(database_url) if database_url else None,
-                 "Redis": shown(redis_url) if redis_url else None}
-        if database_url is None:
-            print("local-cluster: starting a private PostgreSQL (no DATABASE_URL)", flush=True)
-            postgres = LocalPostgres(state_dir / "postgres")
-            services.append(postgres.start())
-            database_url, where["PostgreSQL"] = postgres.url, f"private, {postgres.url} (data in {postgres.data})"
-        if redis_url is None:
-            print("local-cluster: starting a private Redis (no REDIS_URL)", flush=True)
-            redis = LocalRedis(state_dir / "redis")
-            services.append(redis.start())
-            redis_url, where["Redis"] = redis.url, f"private, {redis.url} (snapshot in {redis.root})"
-        cluster = Cluster(options.instances, options.port, {"DATABASE_URL": database_url, "REDIS_URL": redis_url},
-                          state_dir)
-        print(f"local-cluster: migrating and seeding (log: {cluster.log_dir / 'prepare.log'})", flush=True)
-        cluster.start()
-        print(banner(cluster, where), flush=True)
-        watch(cluster)
-    except Stopped:
-        print("\nlocal-cluster: stopping", flush=True)
-    except ClusterError as exc:
-        print(f"local-cluster: {exc}", file=sys.stderr)
-        return 1
-    finally:
-        signal.signal(signal.SIGINT, signal.SIG_IGN)  # a second Ctrl-C may not cut the stopping short
-        signal.signal(signal.SIGTERM, signal.SIG_IGN)
-        if cluster is not None:
-            cluster.stop()
-        for service in reversed(services):
-            with contextlib.suppress(ClusterError):
-                service.stop()
-        pid_file.unlink(missing_ok=True)
-    print("local-cluster: stopped", flush=True)
-    return 0
-
-
-def banner(cluster: Cluster, where: dict[str, str | None]) -> str:
-    count = len(cluster.instances)
-    if cluster.env["FLASK_ENV"] == "development":
-        environment_line = (
-            "development settings (mail to the log, the JWT secret generated once in instance/),\n"
-            "    served in production's shape: nginx -> gunicorn, one gevent worker per instance, PROXY_COUNT=1.\n"
-            "    FLASK_ENV=production, with JWT_SECRET, SMTP_HOST and PUBLIC_BASE_URL, serves production instead.")
-    else:
-        environment_line = f"{cluster.env['FLASK_ENV']} (FLASK_ENV)"
-    lines = [
-        "",
-        f"  Fantasize: {count} instance{'s' if count > 1 else ''} behind nginx on {cluster.url}"
-        f"  (API docs: {cluster.url}/api/docs)",
-        f"  Demo admin login: {cluster.admin[0]} / {cluster.admin[1]}",
-        "",
-        f"  Environment: {environment_line}",
-        f"  PostgreSQL: {where['PostgreSQL']}",
-        f"  Redis: {where['Redis']}",
-        *(f"  Instance {i.index}: {i.url} (pid {i.pid}, log {i.log_path})" for i in cluster.instances),
-        f"  nginx: {cluster.config_path} (pid {cluster.nginx_pids[0]}, log {cluster.nginx_log})",
-        "",
-        "  Stop: Ctrl-C, or `deploy/local-cluster stop` from another terminal.",
-        "",
-    ]
-    return "\n".join(lines)
-
-
-def watch(cluster: Cluster) -> None:
-    """Until stopped: say once when a process of the cluster exits (nginx routes around a dead instance)."""
-    reported: set[str] = set()
-    while True:
-        time.sleep(1)
-        for name, process, log in [("nginx", cluster.nginx, cluster.nginx_log),
-                                   *((f"instance {i.index}", i.process, i.log_path) for i in cluster.instances)]:
-            if process is not None and process.poll() is not None and name not in reported:
-                reported.add(name)
-                print(f"local-cluster: {name} exited with status {process.returncode}; the end of {log}:\n"
-                      f"{tail(log)}", flush=True)
-
-
-def port_is_free(port: int) -> bool:
-    """Whether nothing listens on the loopback port. SO_REUSEADDR as nginx and gunicorn set it: connections of an
-    earlier run still in TIME_WAIT do not keep a server from listening there again."""
-    with socket.socket() as sock:
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        try:
-            sock.bind(("127.0.0.1", port))
-        except OSError:
-            return False
-    return True
-
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -10,7 +10,6 @@ from __future__ import annotations
 import json
 import os
 import queue
-import shutil
 import subprocess
 import threading
 from collections.abc import Iterator
@@ -25,10 +24,10 @@ from flask.testing import FlaskClient
 
 from config import TestingConfig
 from fantasize import create_app
+from tests.js_clients import NODE_TESTS, node_program
 from tests.live_server import ROOT
 from tests.support import delete_prefix, shared_redis, skip_or_fail
 
-NODE_TESTS = ROOT / "tests" / "node"
 CHROMIUM = "/usr/bin/chromium"
 # The style sheet and script both pages link before their own (fantasize.platform.pages).
 SHARED_STATIC = ROOT / "fantasize" / "platform" / "pages" / "static"
@@ -106,11 +105,7 @@ def assert_policy_probe_is_seen(browser: Driver, url: str) -> None:
 
 def find_node() -> str:
     """Node, playwright-core and Chromium, or a skip (a failure in CI, FANTASIZE_REQUIRE_SERVICES)."""
-    path = shutil.which("node")
-    if path is None:
-        skip_or_fail("Node.js is not installed (Debian: apt-get install nodejs)")
-    if not (NODE_TESTS / "node_modules" / "playwright-core" / "package.json").is_file():
-        skip_or_fail("playwright-core is not installed: run `make tests/node/node_modules/.installed`")
+    path = node_program("playwright-core")
     if not os.access(CHROMIUM, os.X_OK):
         skip_or_fail(f"Chromium is not installed at {CHROMIUM} (Debian: apt-get install chromium)")
     return path

@@ -2,11 +2,13 @@
 // Track one order with the official Socket.IO client, as any JavaScript client of Fantasize would.
 //
 //   FANTASIZE_TOKEN=<jwt> node track_order.js --url http://127.0.0.1:5000 --order 42 \
-//       [--transport websocket|polling] [--auth connect|event] [--updates 1] [--timeout 20]
+//       [--transport websocket|polling] [--auth connect|event] [--updates 1] [--timeout 20] [--local-address ADDR]
 //
 // --auth connect sends the token in the connect payload (`auth: {token}`); --auth event sends it afterwards
 // through the `authenticate` event. The token may also be given as --token, but the environment keeps it out of
-// the process list. Every event the server sends, and every acknowledgement, is one JSON line on stdout:
+// the process list. --local-address connects from that address of this machine (127.0.0.2, say: all of 127.0.0.0/8
+// is loopback), so that a proxy hashing the client's address sends the socket where a test expects it.
+// Every event the server sends, and every acknowledgement, is one JSON line on stdout:
 //   {"event": "authenticated", "data": {"userId": 7, "role": "customer"}}
 //   {"event": "ack", "data": {"event": "track_order", "reply": {"orderId": 42, "status": "pending"}}}
 //   {"event": "tracking", "data": {"orderId": 42, "status": "pending"}}
@@ -15,6 +17,7 @@
 // authenticated (auth_error), 4 could not connect or lost the connection, 5 timed out, 64 bad arguments.
 "use strict";
 
+const http = require("node:http");
 const { parseArgs } = require("node:util");
 const { io } = require("socket.io-client");
 
@@ -34,6 +37,7 @@ function options() {
       auth: { type: "string", default: "connect" },
       updates: { type: "string", default: "1" },
       timeout: { type: "string", default: "20" },
+      "local-address": { type: "string" },
     },
   });
   const [orderId, updates, timeout] = [Number(values.order), Number(values.updates), Number(values.timeout)];
@@ -58,6 +62,8 @@ function main() {
     transports: [opts.transport], // one transport only: no upgrade from polling to websocket
     auth: opts.auth === "connect" ? { token: opts.token } : {},
     reconnection: false,
+    // Both transports make their requests through this agent (xmlhttprequest-ssl for polling, ws for websocket).
+    agent: opts["local-address"] ? new http.Agent({ localAddress: opts["local-address"] }) : false,
   });
   let updates = 0;
   let tracking = false;
