@@ -7,22 +7,25 @@ Two reads, the same requests as bench/run's rows: the cached single product (`pr
 100 (`list100-uncached`, CACHE_ENABLED=false). bench/harness.py builds the bench database and stops everything, as
 for its other rows; here, for each read:
 
-1. Two local clusters side by side (deploy/local_cluster.py), on the bench's PostgreSQL database and Redis, each
-   under a Redis prefix of its own: nginx in front of one instance, and nginx in front of two. An instance is what
-   production runs: one gunicorn process with one gevent worker (bench/run's production settings, PROXY_COUNT=1).
-   nginx balances round robin here (affinity=False): wrk's connections all come from 127.0.0.1, and the production
+1. Two local clusters (deploy/local_cluster.py), on the bench's PostgreSQL database and Redis, each under a Redis
+   prefix of its own: nginx in front of two instances, then nginx in front of one. An instance is what production
+   runs: one gunicorn process with one gevent worker (bench/run's production settings, PROXY_COUNT=1). nginx
+   balances round robin here (affinity=False): wrk's connections all come from 127.0.0.1, and the production
    upstream's hash on the client address would send every one of them to the same instance. Plain HTTP needs no
    affinity (only Socket.IO's long-polling does), and what a request costs an instance does not depend on how
    nginx chose it.
-2. After a warm-up through each nginx, wrk -t2 -c50 through one and the other in turns (ABBA, PAIRED_ROUNDS runs
+2. Before the second cluster starts and before any load, counts per request through the two-instance nginx,
+   REQUESTS_COUNTED requests one after the other: the Redis commands the bench's database receives (MONITOR;
+   less what the instances send while idle, measured just before; the monitoring window's once-a-second writes
+   apart), and PostgreSQL transactions (pg_stat_database; a read outside a transaction runs in autocommit, so one
+   per statement).
+3. After a warm-up through each nginx, wrk -t2 -c50 through one and the other in turns (ABBA, PAIRED_ROUNDS runs
    each, summed, as bench/run's `monitoring` row: two runs on shared cores drift apart by more than what is
    measured). Around each run: the CPU (user + system, from /proc) of each instance's gunicorn worker and of nginx
    (master and workers), and the requests each instance answered (its http_requests_total, from /metrics).
-3. Counts per request, through the two-instance nginx, REQUESTS_COUNTED requests one after the other: the Redis
-   commands the bench's database receives (MONITOR; less what the instances send while idle, measured just
-   before), and PostgreSQL transactions (pg_stat_database; a read outside a transaction runs in autocommit, so
-   one per statement). Once, for a Socket.IO event: an admin's stock change (PATCH), the PUBLISH commands it
-   causes and how many subscribers each reached (PUBSUB NUMSUB): the pub/sub messages per event.
+4. Once, at the end, for a Socket.IO event: an admin's stock change (PATCH) through nginx with a client tracking
+   the product on each instance, the PUBLISH commands it causes and how many subscribers each reached (PUBSUB
+   NUMSUB), and the events the clients received.
 
 Goals (issue 15), per request, as two processes on one machine cannot double the throughput of the 2 cores that
 nginx, the instances and wrk share: an instance's worker CPU per request with two behind nginx within
@@ -428,8 +431,13 @@ def measure_row(run, result: ClusterRun, row: ClusterRow, number: int, admin: tu
                 product: int) -> None:
     seconds, warm = run.args.duration, run.warm_s
     with ExitStack() as stack:
-        one = start_cluster(stack, run, number, 1, row.cached)
+        # The counts first, on the two-instance cluster alone: no load before them whose transactions PostgreSQL
+        # would still be reporting, and no other instance writing its own monitoring window to Redis.
         two = start_cluster(stack, run, number + 1, 2, row.cached)
+        row.counts = count_per_request(run, two, row.path, row.cached)
+        harness.log(f"cluster {row.key}: {row.counts.redis_total:.2f} Redis commands and "
+                    f"{row.counts.transactions:.2f} PostgreSQL transactions per request")
+        one = start_cluster(stack, run, number, 1, row.cached)
         sides = ((one, row.one), (two, row.two))
         for cluster, _arm in sides:
             harness.wrk(cluster.url + row.path, warm)  # keep-alive connections, pools, the stored page
@@ -446,10 +454,6 @@ def measure_row(run, result: ClusterRun, row: ClusterRow, number: int, admin: tu
                         f"{harness.fmt_us(arm.nginx_us)}/req" + (f", errors {load.errors}" if load.errors else ""))
             if load.errors:
                 run.notes.append(f"cluster {row.key}, {label}: wrk counted errors: {load.errors}")
-        one.stop()  # idle, it would still write its monitoring window and share the database's counts
-        row.counts = count_per_request(run, two, row.path, row.cached)
-        harness.log(f"cluster {row.key}: {row.counts.redis_total:.2f} Redis commands and "
-                    f"{row.counts.transactions:.2f} PostgreSQL transactions per request")
         if admin is not None:
             result.pubsub = count_pubsub(run, two, product, admin)
 
