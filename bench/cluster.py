@@ -209,6 +209,9 @@ def measure_arm(cluster: Cluster, arm: Arm, path: str, seconds: float) -> None:
     arm.instance_requests = [x + y for x, y in zip(arm.instance_requests or [0] * len(answered), answered,
                                                    strict=True)]
     arm.nginx_cpu_s += nginx_after - nginx_before
+    each = ", ".join(harness.fmt_us(cpu / n * 1e6 if n else None) for cpu, n in zip(spent, answered, strict=True))
+    harness.log(f"  {len(instances)} behind nginx: {load.rate:,.0f} req/s, instance CPU {each}/req, nginx "
+                f"{harness.fmt_us((nginx_after - nginx_before) / max(1, sum(answered)) * 1e6)}/req")
 
 
 class CommandCount:
@@ -439,7 +442,7 @@ def measure_row(run, result: ClusterRun, row: ClusterRow, number: int, admin: tu
                     f"{row.counts.transactions:.2f} PostgreSQL transactions per request")
         one = start_cluster(stack, run, number, 1, row.cached)
         sides = ((one, row.one), (two, row.two))
-        for cluster, _arm in sides:
+        for cluster, _arm in sides[::-1]:  # the side measured first warmed last, right before its first run
             harness.wrk(cluster.url + row.path, warm)  # keep-alive connections, pools, the stored page
             state = requests.get(cluster.url + row.path, timeout=30).headers.get("X-Cache")
             if (state == "HIT") != row.cached:
