@@ -44,6 +44,7 @@ import time
 from contextlib import ExitStack
 from dataclasses import dataclass, field
 
+import psutil
 import requests
 import socketio
 from prometheus_client.parser import text_string_to_metric_families
@@ -77,6 +78,7 @@ class Arm:
     instance_cpu_s: list[float] = field(default_factory=list)
     instance_requests: list[int] = field(default_factory=list)
     nginx_cpu_s: float = 0.0
+    instance_switches: list[int] = field(default_factory=list)  # each worker's context switches, involuntary
 
     @property
     def load(self) -> harness.Saturation:
@@ -91,6 +93,11 @@ class Arm:
         """Each instance's worker CPU per request it answered, µs."""
         return [cpu / n * 1e6 if n else None for cpu, n in zip(self.instance_cpu_s, self.instance_requests,
                                                                  strict=True)]
+
+    @property
+    def switches_per_request(self) -> float:
+        """The workers' involuntary context switches (the kernel taking the core away) per request."""
+        return sum(self.instance_switches) / self.served if self.served else 0.0
 
     @property
     def mean_instance_us(self) -> float:
@@ -194,9 +201,12 @@ def measure_arm(cluster: Cluster, arm: Arm, path: str, seconds: float) -> None:
     nginx = cluster.nginx_pids
     before = [served(instance) for instance in instances]  # scraped outside the CPU measured
     cpu_before = [harness.cpu_s([pid]) for pid in workers]
+    switches_before = [psutil.Process(pid).num_ctx_switches().involuntary for pid in workers]
     nginx_before = harness.cpu_s(nginx)
     load = harness.wrk(cluster.url + path, seconds)
     cpu_after = [harness.cpu_s([pid]) for pid in workers]
+    switches = [psutil.Process(pid).num_ctx_switches().involuntary - before
+                for pid, before in zip(workers, switches_before, strict=True)]
     nginx_after = harness.cpu_s(nginx)
     after = [served(instance) for instance in instances]
     if [instance.worker_pid for instance in instances] != workers or cluster.nginx_pids != nginx:
@@ -209,9 +219,12 @@ def measure_arm(cluster: Cluster, arm: Arm, path: str, seconds: float) -> None:
     arm.instance_requests = [x + y for x, y in zip(arm.instance_requests or [0] * len(answered), answered,
                                                    strict=True)]
     arm.nginx_cpu_s += nginx_after - nginx_before
+    arm.instance_switches = [x + y for x, y in zip(arm.instance_switches or [0] * len(switches), switches,
+                                                   strict=True)]
     each = ", ".join(harness.fmt_us(cpu / n * 1e6 if n else None) for cpu, n in zip(spent, answered, strict=True))
     harness.log(f"  {len(instances)} behind nginx: {load.rate:,.0f} req/s, instance CPU {each}/req, nginx "
-                f"{harness.fmt_us((nginx_after - nginx_before) / max(1, sum(answered)) * 1e6)}/req")
+                f"{harness.fmt_us((nginx_after - nginx_before) / max(1, sum(answered)) * 1e6)}/req, worker "
+                f"preemptions {sum(switches) / max(1, sum(answered)):.2f}/req")
 
 
 class CommandCount:
@@ -513,12 +526,13 @@ def render(run, result: ClusterRun) -> str:
             split = " / ".join(f"{n / total:.0%}" for n in arm.instance_requests)
             mine = ", ".join(harness.fmt_us(us) for us in arm.instance_us)
             rows.append([row.name, label, harness.fmt_rate(arm.load.rate), harness.fmt_ms(arm.load.p50_ms),
-                         harness.fmt_ms(arm.load.p99_ms), split, mine, harness.fmt_us(arm.nginx_us),
-                         pct(arm.nginx_share), harness.yes(0 < arm.nginx_share <= GOAL_NGINX_SHARE)])
+                         harness.fmt_ms(arm.load.p99_ms), split, mine, f"{arm.switches_per_request:.2f}",
+                         harness.fmt_us(arm.nginx_us), pct(arm.nginx_share),
+                         harness.yes(0 < arm.nginx_share <= GOAL_NGINX_SHARE)])
     out += ["## Through nginx", ""]
     out += harness.table(["row", "behind nginx", "req/s", "p50", "p99", "requests per instance",
-                          "worker CPU/req, each instance", "nginx CPU/req", f"nginx / instance (<= "
-                          f"{GOAL_NGINX_SHARE:.0%})", "met?"], rows, {2, 3, 4, 6, 7, 8})
+                          "worker CPU/req, each instance", "worker preemptions/req", "nginx CPU/req",
+                          f"nginx / instance (<= {GOAL_NGINX_SHARE:.0%})", "met?"], rows, {2, 3, 4, 6, 7, 8, 9})
     rows = [[row.name, f"{row.throughput_ratio:.2f}", f"{row.cpu_ratio:.2f}",
              f"<= {GOAL_INSTANCE_CPU_RATIO:g}x", harness.yes(row.cpu_met), str(row.errors)] for row in result.rows]
     out += ["", "## Two instances against one", ""]
@@ -526,8 +540,10 @@ def render(run, result: ClusterRun) -> str:
                           "met?", "errors"], rows, {1, 2, 5})
     out += ["", "Worker CPU per request: an instance's gunicorn worker's user + system CPU during the wrk runs over "
             "the requests it answered (its own http_requests_total); nginx's: its master's and workers' over all "
-            "the requests. PostgreSQL's and Redis's own CPU are not included. The throughput cannot double here: "
-            "the second instance runs on the same 2 cores as the first, nginx and wrk."]
+            "the requests. Worker preemptions: the workers' involuntary context switches (the kernel taking the "
+            "core from a worker that could still run) per request. PostgreSQL's and Redis's own CPU are not "
+            "included. The throughput cannot double here: the second instance runs on the same 2 cores as the "
+            "first, nginx, PostgreSQL and wrk."]
     counted = [row for row in result.rows if row.counts]
     if counted:
         out += ["", "## Per request, through nginx", "",
