@@ -61,6 +61,7 @@ fuzz: install
 	$(BIN)/python -m pytest tests/test_fuzz.py -p no:cacheprovider -o timeout=7500
 
 # Fantasize against bare Flask, one table (bench/harness.py says what it measures); e.g. BENCH_ARGS=--quick.
+# BENCH_ARGS=--cluster: through nginx, one instance against two (bench/cluster.py).
 bench:
 	bench/run $(BENCH_ARGS)
 

@@ -3,6 +3,7 @@
     bench/run [--quick] [--duration 10] [--rows list100,page-uncached,monitoring,health-live,orders]
               [--workers 2] [--worker-class gthread] [--threads 8] [--worker-connections 1000] [--venv .venv]
     make bench BENCH_ARGS="--quick"
+    bench/run --cluster [--quick]   (instead of the table: through nginx, one instance against two; bench/cluster.py)
 
 (bench/run installs wrk and hey and the virtualenv when they are missing, then runs `python -m bench.harness`.)
 Everything runs on this machine, traffic goes to 127.0.0.1 only, and whatever the run starts it stops:
@@ -51,6 +52,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Iterable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -118,6 +120,15 @@ def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return sock.getsockname()[1]
+
+
+def cpu_s(pids: Iterable[int]) -> float:
+    """User + system CPU the processes have used so far (/proc, through psutil); one that is gone counts 0."""
+    total = 0.0
+    for pid in pids:
+        with contextlib.suppress(psutil.NoSuchProcess):
+            total += sum(psutil.Process(pid).cpu_times()[:2])
+    return total
 
 
 # Running tools
@@ -283,7 +294,7 @@ class Server:
         """User + system CPU the workers have used so far."""
         if self.process is None or self.process.poll() is not None:
             return 0.0
-        return sum(sum(worker.cpu_times()[:2]) for worker in psutil.Process(self.process.pid).children())
+        return cpu_s(worker.pid for worker in psutil.Process(self.process.pid).children())
 
     def worker_rss_mib(self) -> list[float]:
         if self.process is None or self.process.poll() is not None:
@@ -794,12 +805,17 @@ def table(header: list[str], rows: list[list[str]], right: set[int]) -> list[str
     return lines
 
 
-def setup_line(run: Run) -> str:
-    args = run.args
+def commit_label() -> str:
+    """The commit measured, and whether the working tree differed from it."""
     commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True,
                             check=False).stdout.strip() or "?"
     dirty = subprocess.run(["git", "--no-optional-locks", "status", "--porcelain", "--untracked-files=no"],
                            cwd=ROOT, capture_output=True, text=True, check=False).stdout.strip()
+    return commit + (" + uncommitted changes" if dirty else "")
+
+
+def setup_line(run: Run) -> str:
+    args = run.args
     python = subprocess.run([str(run.bin / "python"), "-c", "import platform; print(platform.python_version())"],
                             capture_output=True, text=True, check=False).stdout.strip()
     used = {server.worker_class() for server in run.servers.values()} - {None}
@@ -812,7 +828,7 @@ def setup_line(run: Run) -> str:
     load_end = "/".join(f"{x:.1f}" for x in run.load_after) if run.load_after else "?"
     venv = args.venv.resolve()
     venv = venv.relative_to(ROOT) if venv.is_relative_to(ROOT) else venv
-    return (f"{run.started:%Y-%m-%d %H:%M} UTC, commit {commit}{' + uncommitted changes' if dirty else ''}, "
+    return (f"{run.started:%Y-%m-%d %H:%M} UTC, commit {commit_label()}, "
             f"Python {python} (servers from {venv}), {platform.system()} {os.cpu_count()} CPUs (load average {load} "
             f"at the start, {load_end} at the end). gunicorn -c gunicorn.conf.py, {workers}; FLASK_ENV=production, "
             f"FORCE_HTTPS=false, PostgreSQL + Redis, the demo shop, rate limits on with high limits. "
@@ -946,8 +962,14 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                         help=f"Redis (keys under {KEY_PREFIX!r}, deleted at the start and the end)")
     parser.add_argument("--realtime-clients", default=env("BENCH_RT_CLIENTS"),
                         help="the real-time rows' client counts (default 200,500,1000; with --quick 200)")
-    parser.add_argument("--output", type=Path, default=RESULTS / "latest.md")
+    parser.add_argument("--cluster", action="store_true",
+                        help="instead of the table: the cached product and the uncached list through nginx, one "
+                             "instance against two (bench/cluster.py); rows: product, list100-uncached")
+    parser.add_argument("--output", type=Path, default=None,
+                        help="where the tables go (default bench/results/latest.md; with --cluster, cluster.md)")
     args = parser.parse_args(argv)
+    if args.output is None:
+        args.output = RESULTS / ("cluster.md" if args.cluster else "latest.md")
     args.workers_given = args.workers is not None or env("BENCH_WORKERS") is not None
     if args.workers is None:
         args.workers = int(env("BENCH_WORKERS", "2"))
@@ -956,6 +978,15 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     clients = args.realtime_clients or ("200" if args.quick else "200,500,1000")
     args.realtime_counts = tuple(int(n) for n in clients.split(",") if n.strip())
     rows: list[str] = []
+    if args.cluster:
+        from bench.cluster import ROWS as CLUSTER_ROWS
+
+        words = [w.strip() for w in args.rows.split(",") if w.strip() and w.strip() != "all"] or list(CLUSTER_ROWS)
+        for word in words:
+            if word not in CLUSTER_ROWS:
+                parser.error(f"unknown row {word!r} for --cluster; rows: {', '.join(CLUSTER_ROWS)}")
+        args.row_keys = [key for key in CLUSTER_ROWS if key in words]
+        return args
     for word in filter(None, (w.strip() for w in args.rows.split(","))):
         if word not in ROW_GROUPS and word not in ROW_KEYS:
             parser.error(f"unknown row {word!r}; rows: {', '.join(ROW_KEYS)}; groups: {', '.join(ROW_GROUPS)}")
@@ -966,6 +997,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 def budget_s(args: argparse.Namespace, warm: float) -> int:
     """An upper bound on the whole run: a hung step ends it instead of holding the machine."""
+    if args.cluster:  # per row: 2 clusters started, 2 warm-ups, 2 x PAIRED_ROUNDS runs, the counts
+        per_row = 2 * 90 + 2 * warm + 2 * PAIRED_ROUNDS * (args.duration + REQUEST_TIMEOUT_S + 10) + 120
+        return int(600 + len(args.row_keys) * per_row)
     per_read = 2 * (2 * (args.duration + warm) + 2 * args.duration) + 8 * (REQUEST_TIMEOUT_S + 5)
     reads = sum(1 for key in args.row_keys if key not in NOT_READS)
     return int(600 + reads * per_read + ("orders" in args.row_keys) * (args.duration + 300)
@@ -979,6 +1013,21 @@ def on_alarm(_signum, _frame) -> None:
 
 def on_term(signum, _frame) -> None:
     raise SystemExit(128 + signum)
+
+
+def measure_table(run: Run) -> None:
+    """bench/run's table: the servers started, every row chosen measured, the workers' RSS at the end."""
+    start_servers(run)
+    fetch_bodies(run)
+    for row in run.reads:
+        measure_read(run, row)
+    if "soak" in run.rows:
+        measure_soak(run)
+    if "orders" in run.rows:
+        measure_orders(run)
+    if "realtime" in run.rows:
+        run.realtime = realtime.run_for_harness(run, run.args.realtime_counts, changes=10 if run.args.quick else 40)
+    run.rss = {name: server.worker_rss_mib() for name, server in run.servers.items()}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -997,20 +1046,16 @@ def main(argv: list[str] | None = None) -> int:
     signal.signal(signal.SIGALRM, on_alarm)
     signal.signal(signal.SIGTERM, on_term)
     signal.alarm(budget_s(args, warm))
+    cluster_run = None
     try:
         delete_keys(args.redis_url)
         prepare_database(run)
-        start_servers(run)
-        fetch_bodies(run)
-        for row in run.reads:
-            measure_read(run, row)
-        if "soak" in run.rows:
-            measure_soak(run)
-        if "orders" in run.rows:
-            measure_orders(run)
-        if "realtime" in run.rows:
-            run.realtime = realtime.run_for_harness(run, args.realtime_counts, changes=10 if args.quick else 40)
-        run.rss = {name: server.worker_rss_mib() for name, server in run.servers.items()}
+        if args.cluster:
+            from bench import cluster  # deploy/local_cluster.py, loaded only for this mode
+
+            cluster_run = cluster.measure(run)
+        else:
+            measure_table(run)
     except (HarnessError, realtime.RealtimeError) as exc:
         print(f"bench: {exc}", file=sys.stderr)
         return 1
@@ -1023,7 +1068,7 @@ def main(argv: list[str] | None = None) -> int:
         except Exception as exc:  # noqa: BLE001 - cleaning up must not hide the run's own outcome
             print(f"bench: could not delete the run's Redis keys: {exc}", file=sys.stderr)
     run.load_after = os.getloadavg()
-    text = render(run)
+    text = render(run) if cluster_run is None else cluster.render(run, cluster_run)
     args.output.parent.mkdir(parents=True, exist_ok=True)
     args.output.write_text(text, encoding="utf-8")
     print(text)
@@ -1032,4 +1077,8 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    # Run as bench.harness, not as __main__: bench/cluster.py and bench/realtime.py import bench.harness, and a
+    # second copy of this module would raise a HarnessError that main() here does not catch.
+    from bench import harness
+
+    sys.exit(harness.main())
