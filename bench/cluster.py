@@ -53,7 +53,6 @@ from sqlalchemy.engine import make_url
 
 from bench import harness, realtime
 from bench.database import connect
-from deploy import local_cluster
 from deploy.local_cluster import Cluster
 
 ROWS = {  # row key -> (bench/run's read it repeats, cached)
@@ -437,7 +436,8 @@ def start_cluster(stack: ExitStack, run, number: int, instances: int, cached: bo
     logs = harness.RESULTS / "logs" / f"cluster-{number}"
     shutil.rmtree(logs, ignore_errors=True)  # this run's logs only (nginx's access lines add up quickly)
     cluster = Cluster(instances=instances, port=harness.free_port(), env=cluster_env(run, number, cached),
-                      state_dir=logs / "state", affinity=False, log_dir=logs)
+                      state_dir=logs / "state", affinity=False, log_dir=logs,
+                      bin_dir=run.bin)  # bench/run's virtualenv (--venv), as its other servers serve from
     stack.callback(cluster.stop)  # before it starts, so that a failed start is stopped too
     harness.log(f"starting nginx and {instances} instance{'s' * (instances > 1)} (cluster {number}) on {cluster.url}")
     return cluster.start(prepare=False)
@@ -475,9 +475,6 @@ def measure_row(run, result: ClusterRun, row: ClusterRow, number: int, admin: tu
 
 
 def measure(run) -> ClusterRun:
-    # The instances serve from bench/run's virtualenv (--venv), as its other servers do: the cluster runs the
-    # gunicorn of local_cluster.BIN, by default this interpreter's (the project's .venv, with the test tools).
-    local_cluster.BIN = run.bin
     result = ClusterRun(nginx_version=nginx_version())
     product = harness.sql(run, "SELECT min(id) FROM products WHERE is_active")[0][0]
     admin = realtime.create_admin(run.env_base, run.bin)

@@ -144,8 +144,9 @@ class Instance:
     """One `gunicorn -c gunicorn.conf.py wsgi:app` with one gevent worker on its own loopback port. `index` is its
     place in Cluster.instances (0, 1, ...)."""
 
-    def __init__(self, index: int, port: int, env: dict[str, str], log_path: Path) -> None:
+    def __init__(self, index: int, port: int, env: dict[str, str], log_path: Path, bin_dir: Path = BIN) -> None:
         self.index, self.port = index, port
+        self.bin_dir = bin_dir
         self.url = f"http://127.0.0.1:{port}"
         self.env = {**env, "HOST": "127.0.0.1", "APP_PORT": str(port)}
         self.log_path = log_path
@@ -173,7 +174,7 @@ class Instance:
         """Started, without waiting for it to answer (Cluster.start starts every instance before waiting)."""
         if self.alive:
             raise ClusterError(f"instance {self.index} is running already (pid {self.pid})")
-        gunicorn = str(BIN / "gunicorn")
+        gunicorn = str(self.bin_dir / "gunicorn")
         self.process = spawn([gunicorn, "-c", "gunicorn.conf.py", "wsgi:app"], self.env, self.log_path)
         return self
 
@@ -223,7 +224,9 @@ class Cluster:
     """nginx on `port` in front of `instances` instances (see the module's docstring)."""
 
     def __init__(self, instances: int = 2, port: int = 8080, env: dict[str, str] | None = None,
-                 state_dir: Path | None = None, affinity: bool = True, log_dir: Path | None = None) -> None:
+                 state_dir: Path | None = None, affinity: bool = True, log_dir: Path | None = None,
+                 bin_dir: Path | None = None) -> None:
+        """`bin_dir`: the virtualenv whose gunicorn and flask serve (default: this interpreter's)."""
         if instances < 1:
             raise ValueError("a cluster needs at least one instance")
         self.port = port
@@ -231,12 +234,14 @@ class Cluster:
         self.state_dir = Path(state_dir or DEFAULT_STATE_DIR)
         self.log_dir = Path(log_dir or self.state_dir)
         self.affinity = affinity
+        self.bin_dir = Path(bin_dir or BIN)
         self.env = environment(env)
         self.admin = (DEMO_ADMIN_EMAIL, DEMO_ADMIN_PASSWORD)
         ports: set[int] = {port}
         while len(ports) < instances + 1:
             ports.add(free_port())
-        self.instances = [Instance(index, instance_port, self.env, self.log_dir / f"instance-{index}.log")
+        self.instances = [Instance(index, instance_port, self.env, self.log_dir / f"instance-{index}.log",
+                                   self.bin_dir)
                           for index, instance_port in enumerate(sorted(ports - {port}))]
         self.nginx: subprocess.Popen | None = None
 
@@ -260,8 +265,9 @@ class Cluster:
         log = self.log_dir / "prepare.log"
         log.parent.mkdir(parents=True, exist_ok=True)
         with open(log, "ab") as output:
-            result = subprocess.run([str(BIN / "flask"), "--app", "fantasize", *arguments], cwd=ROOT, env=self.env,
-                                    stdin=subprocess.DEVNULL, stdout=output, stderr=subprocess.STDOUT, check=False)
+            result = subprocess.run([str(self.bin_dir / "flask"), "--app", "fantasize", *arguments], cwd=ROOT,
+                                    env=self.env, stdin=subprocess.DEVNULL, stdout=output, stderr=subprocess.STDOUT,
+                                    check=False)
         if result.returncode != 0:
             raise ClusterError(f"flask {arguments[0]} failed ({result.returncode}); the end of {log}:\n{tail(log)}")
 
