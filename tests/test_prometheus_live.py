@@ -107,10 +107,9 @@ def test_with_two_workers_every_scrape_counts_both_workers_requests(backend, mak
         os.kill(victim, signal.SIGKILL)
         assert wait_for(lambda: len(gunicorn_workers(server)) == 2 and victim not in gunicorn_workers(server))
         assert wait_for(lambda: requests.get(f"{server.url}/api/versions", timeout=5).status_code == 200)
-        time.sleep(2.5)  # the replacement's first refreshes
-        samples = scrape(server.url)
-        assert requests_to(samples, STATS) == total
-        assert samples[("fantasize_db_pool_size", frozenset())] == 6
+        # The replacement's gauges join once it refreshes them (a dead worker's would make it 9, never 6).
+        assert wait_for(lambda: scrape(server.url)[("fantasize_db_pool_size", frozenset())] == 6, timeout=15)
+        assert requests_to(scrape(server.url), STATS) == total
     finally:
         server.stop()
     assert not directories[0].exists(), "the multiprocess directory outlived the master"
